@@ -1,0 +1,224 @@
+"""Sentinel-2 super-areas: memory-mapped reading, windows, dates, cloud filter, monthly means.
+
+A FLAIR super-area is three files in an area's ``sen/`` folder:
+
+- ``…_data.npy``: uint16 ``(T, 10, H, W)``, bands B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 at
+  10 m, surface reflectance ×10 000;
+- ``…_masks.npy``: uint8 ``(T, 2, H, W)``, cloud and snow probability (0–100) per date;
+- ``…_products.txt``: T product names; the acquisition date ``YYYYMMDD`` is at offsets 11–18.
+
+Everything here is vectorized over dates and pixels; arrays stay memory-mapped until a window is
+sliced out of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flairlc.data.errors import FlairDataError
+
+#: Number of Sentinel-2 bands in FLAIR arrays.
+SENTINEL_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+#: Default reference date for day offsets (the paper's 15 May 2021).
+REFERENCE_DATE = dt.date(2021, 5, 15)
+#: Sentinel-2 pixel size in metres.
+SENTINEL_PIXEL_SIZE_M = 10.0
+_DATE_SLICE = slice(11, 19)
+
+
+def product_date(name: str) -> dt.date:
+    """The acquisition date of a Sentinel-2 product name (``YYYYMMDD`` at offsets 11–18).
+
+    Raises:
+        ValueError: when the name holds no valid date there.
+    """
+    text = name.strip()[_DATE_SLICE]
+    try:
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        raise ValueError(
+            f"product name {name.strip()!r} has no YYYYMMDD date at offsets 11-18"
+        ) from None
+
+
+def dates_to_days(
+    dates: list[dt.date] | tuple[dt.date, ...], reference: dt.date = REFERENCE_DATE
+) -> np.ndarray:
+    """Day offsets of acquisition dates to a reference date, on the reference's year.
+
+    As in the paper, only the month and day of each acquisition count: a date is moved to the
+    reference year before the difference is taken (29 February becomes 28 February).
+
+    Returns:
+        int64 array ``(T,)`` of offsets in days (negative before the reference).
+    """
+    days = []
+    for date in dates:
+        day = min(date.day, 28) if date.month == 2 else date.day
+        days.append((dt.date(reference.year, date.month, day) - reference).days)
+    return np.asarray(days, dtype=np.int64)
+
+
+def read_products(path: str | Path) -> list[str]:
+    """Product names of a ``…_products.txt`` file, one per non-empty line."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise FlairDataError(path, f"cannot read product list ({error.strerror})") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+@dataclass(frozen=True)
+class SuperAreaPaths:
+    """The three files of one Sentinel-2 super-area."""
+
+    data: Path
+    masks: Path
+    products: Path
+
+
+class SuperArea:
+    """One Sentinel-2 super-area, memory-mapped.
+
+    Args:
+        paths: the data, masks and products files.
+
+    Attributes:
+        data: uint16 memory map ``(T, 10, H, W)``.
+        masks: uint8 memory map ``(T, 2, H, W)``.
+        dates: acquisition dates ``(T,)``.
+    """
+
+    def __init__(self, paths: SuperAreaPaths) -> None:
+        self.paths = paths
+        self.data = _load_npy(paths.data, ndim=4, channels=len(SENTINEL_BANDS))
+        self.masks = _load_npy(paths.masks, ndim=4, channels=2)
+        products = read_products(paths.products)
+        try:
+            self.dates = [product_date(name) for name in products]
+        except ValueError as error:
+            raise FlairDataError(paths.products, str(error)) from None
+        lengths = {"data": self.data.shape[0], "masks": self.masks.shape[0], "products": len(products)}
+        if len(set(lengths.values())) != 1:
+            raise FlairDataError(paths.data, f"number of dates T differs between files: {lengths}")
+        if self.data.shape[2:] != self.masks.shape[2:]:
+            raise FlairDataError(
+                paths.masks, f"spatial size {self.masks.shape[2:]} differs from data {self.data.shape[2:]}"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Super-area size ``(H, W)`` in 10 m pixels."""
+        return int(self.data.shape[2]), int(self.data.shape[3])
+
+    def window(self, row: int, col: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``size × size`` window centred on pixel ``(row, col)``.
+
+        Rows ``row - size/2 … row + size/2 - 1`` (same for columns). Parts of the window outside the
+        super-area are filled by replicating the nearest edge pixels, so the result always has the
+        requested size.
+
+        Returns:
+            ``data`` uint16 ``(T, 10, size, size)`` and ``masks`` uint8 ``(T, 2, size, size)``.
+        """
+        return window_slice(self.data, row, col, size), window_slice(self.masks, row, col, size)
+
+
+def window_slice(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
+    """Slice a ``size × size`` window centred on ``(row, col)`` from ``(…, H, W)``, edge-padded.
+
+    Only the in-bounds part is read from the (memory-mapped) array.
+    """
+    height, width = array.shape[-2:]
+    top, left = row - size // 2, col - size // 2
+    r0, r1 = max(top, 0), min(top + size, height)
+    c0, c1 = max(left, 0), min(left + size, width)
+    if r0 >= r1 or c0 >= c1:
+        raise ValueError(f"window centred on ({row}, {col}) lies outside the {height}x{width} array")
+    inner = np.asarray(array[..., r0:r1, c0:c1])
+    pad = ((r0 - top, top + size - r1), (c0 - left, left + size - c1))
+    if pad == ((0, 0), (0, 0)):
+        return inner
+    return np.pad(inner, [(0, 0)] * (array.ndim - 2) + list(pad), mode="edge")
+
+
+def window_outside(shape: tuple[int, int], row: int, col: int, size: int) -> bool:
+    """Whether a ``size × size`` window centred on ``(row, col)`` leaves an ``(H, W)`` array."""
+    top, left = row - size // 2, col - size // 2
+    return top < 0 or left < 0 or top + size > shape[0] or left + size > shape[1]
+
+
+def cloud_cover(masks: np.ndarray, prob_threshold: int = 60) -> np.ndarray:
+    """Share of a window's pixels covered by cloud or snow, per date.
+
+    Args:
+        masks: uint8 ``(T, 2, H, W)`` cloud and snow probabilities (0–100).
+        prob_threshold: probability (0–100) at or above which a pixel counts as covered.
+
+    Returns:
+        float64 ``(T,)`` shares in [0, 1].
+    """
+    covered = (masks >= prob_threshold).any(axis=1)
+    return covered.reshape(covered.shape[0], -1).mean(axis=1)
+
+
+def filter_cloudy_dates(
+    masks: np.ndarray, max_cover: float = 0.5, prob_threshold: int = 60
+) -> np.ndarray:
+    """Indices of the dates to keep: those with cloud/snow cover at most ``max_cover``.
+
+    A date is dropped when more than ``max_cover`` of the window's pixels have cloud or snow
+    probability at or above ``prob_threshold``. Every date is never dropped: when all would be,
+    the least covered date(s) are kept.
+
+    Returns:
+        int64 ``(T_kept,)`` sorted indices.
+    """
+    cover = cloud_cover(masks, prob_threshold)
+    keep = np.flatnonzero(cover <= max_cover)
+    if keep.size == 0 and cover.size:
+        keep = np.flatnonzero(cover == cover.min())
+    return keep
+
+
+def monthly_average(
+    data: np.ndarray, dates: list[dt.date]
+) -> tuple[np.ndarray, list[dt.date]]:
+    """Average a series per calendar month; each month is dated on its 15th.
+
+    Args:
+        data: ``(T, C, H, W)`` series (any numeric dtype).
+        dates: the T acquisition dates.
+
+    Returns:
+        float32 ``(M, C, H, W)`` means of the M months present, in chronological order, and their
+        dates (the 15th of each month).
+    """
+    if len(dates) != data.shape[0]:
+        raise ValueError(f"{len(dates)} dates for a series of {data.shape[0]} time steps")
+    keys = np.asarray([d.year * 12 + d.month - 1 for d in dates])
+    months, inverse = np.unique(keys, return_inverse=True)
+    weights = np.zeros((months.size, keys.size), dtype=np.float32)
+    weights[inverse, np.arange(keys.size)] = 1.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    flat = data.reshape(data.shape[0], -1).astype(np.float32, copy=False)
+    means = (weights @ flat).reshape((months.size,) + data.shape[1:])
+    month_dates = [dt.date(int(k) // 12, int(k) % 12 + 1, 15) for k in months]
+    return means, month_dates
+
+
+def _load_npy(path: Path, ndim: int, channels: int) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise FlairDataError(path, f"cannot read as a .npy array ({error})") from None
+    if array.ndim != ndim or array.shape[1] != channels:
+        raise FlairDataError(
+            path, f"expected a {ndim}-D array with {channels} channels on axis 1, got shape {array.shape}"
+        )
+    return array
