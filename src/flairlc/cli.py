@@ -1,0 +1,217 @@
+"""The ``flairlc`` command: a thin layer that parses arguments and calls the stages.
+
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI commands (``--config FILE`` plus
+overrides); the others are plain subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every non-Lightning subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="flairlc",
+        description=(
+            "Land-cover segmentation with IGN's FLAIR data: synthetic data, checks, training "
+            "(fit/validate/test/predict --config FILE), evaluation and mapping."
+        ),
+        epilog="Training commands: flairlc fit|validate|test|predict --help",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="generate a synthetic dataset in the exact FLAIR #2 format")
+    synth.add_argument("out", type=Path, help="output root")
+    synth.add_argument("--domains", type=int, default=6, help="number of domains (default 6)")
+    synth.add_argument("--areas-per-domain", type=int, default=2)
+    synth.add_argument("--patches-per-area", type=int, default=4)
+    synth.add_argument("--patch-size", type=int, default=512, help="aerial patch side in pixels (default 512)")
+    synth.add_argument("--dates", type=int, default=20, help="Sentinel-2 dates per year (default 20)")
+    synth.add_argument("--test-domains", type=int, default=None, help="domains in the test trees (default ~20%%)")
+    synth.add_argument("--seed", type=int, default=0)
+
+    check = commands.add_parser("check", help="validate a FLAIR root and report every bad file")
+    check.add_argument("root", type=Path)
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--toy", action="store_true", help="check the toy trees")
+    check.add_argument("--sat-patch-size", type=int, default=40)
+
+    stats = commands.add_parser("stats", help="class distribution (paper's Table 2) as CSV, JSON and PNG")
+    stats.add_argument("root", type=Path)
+    stats.add_argument("--out", type=Path, default=Path("stats"), help="output folder (default ./stats)")
+    stats.add_argument("--nomenclature", choices=("baseline", "raw"), default="baseline")
+    stats.add_argument("--toy", action="store_true")
+
+    commands.add_parser("models", help="print the default models and their parameter counts")
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a split, or a folder of PRED_{id}.tif")
+    evaluate.add_argument("--root", type=Path, required=True, help="FLAIR root with the masks")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="trained checkpoint to run on the split")
+    source.add_argument("--predictions", type=Path, help="folder of PRED_{id}.tif files")
+    evaluate.add_argument("--split", choices=("train", "test"), default="test")
+    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
+    evaluate.add_argument("--batch-size", type=int, default=4)
+    evaluate.add_argument("--num-workers", type=int, default=0)
+    evaluate.add_argument("--accelerator", default="auto")
+    evaluate.add_argument("--devices", default="auto")
+
+    mapping = commands.add_parser("map", help="map a large orthophoto (GeoTIFF/VRT) with a trained model")
+    mapping.add_argument("--checkpoint", type=Path, required=True)
+    mapping.add_argument("--aerial", type=Path, required=True, help="4-band (RGBN) or 5-band (RGBN+elevation) raster")
+    mapping.add_argument("--elevation", type=Path, help="elevation raster (needed with a 4-band aerial)")
+    mapping.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
+    mapping.add_argument("--out", type=Path, required=True, help="output map (Cloud-Optimized GeoTIFF)")
+    mapping.add_argument("--window", type=int, default=512, help="window side in pixels (default 512)")
+    mapping.add_argument("--overlap", type=int, default=128, help="overlap between windows in pixels (default 128)")
+    mapping.add_argument("--batch-size", type=int, default=4)
+    mapping.add_argument("--probabilities", type=Path, help="also write class probabilities (uint8) here")
+    mapping.add_argument("--vector", type=Path, help="also polygonize the map into this GeoPackage")
+    mapping.add_argument("--min-area-m2", type=float, default=0.0, help="drop polygons smaller than this")
+    mapping.add_argument("--resolution-policy", choices=("resample", "error"), default="resample")
+    mapping.add_argument("--device", default="cpu")
+
+    areas = commands.add_parser("areas", help="area per class (m², ha, %%), overall and per zone")
+    areas.add_argument("map", type=Path)
+    areas.add_argument("--zones", type=Path, help="polygons (GeoPackage, shapefile…) to break areas down by")
+    areas.add_argument("--zone-field", help="attribute naming each zone")
+    areas.add_argument("--out", type=Path, default=Path("areas"), help="output folder")
+
+    change = commands.add_parser("change", help="transitions between two maps of the same area")
+    change.add_argument("map_a", type=Path, help="earlier map")
+    change.add_argument("map_b", type=Path, help="later map")
+    change.add_argument("--out", type=Path, required=True, help="change raster to write")
+    change.add_argument("--report-dir", type=Path, help="folder of the CSV/JSON/PNG (default: beside --out)")
+
+    demo = commands.add_parser("demo", help="the whole FLAIR story on synthetic data, with an HTML report")
+    demo.add_argument("--out", type=Path, default=Path("demo_output"))
+    demo.add_argument("--quick", action="store_true", help="a smaller, faster run (for tests)")
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``flairlc`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from flairlc.training.cli import run_lightning_cli
+
+        run_lightning_cli(argv)
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"flairlc {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from flairlc.data.synthetic import generate_dataset
+
+    summary = generate_dataset(
+        args.out, domains=args.domains, areas_per_domain=args.areas_per_domain,
+        patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
+        test_domains=args.test_domains, seed=args.seed, progress=True,
+    )
+    print(summary)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from flairlc.data.check import check_dataset
+
+    report = check_dataset(args.root, toy=True if args.toy else None, sat_patch_size=args.sat_patch_size, progress=not args.json)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+    return 0 if report.ok else 1
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from flairlc.data.stats import class_distribution
+
+    distribution = class_distribution(args.root, toy=True if args.toy else None, nomenclature=args.nomenclature, progress=True)
+    for name, path in distribution.write_all(args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from flairlc.models.summary import describe_models, format_table
+
+    print(format_table(describe_models()))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from flairlc.evaluation.runner import evaluate_checkpoint, evaluate_predictions
+
+    if args.checkpoint:
+        result = evaluate_checkpoint(
+            args.checkpoint, args.root, split=args.split, batch_size=args.batch_size,
+            num_workers=args.num_workers, accelerator=args.accelerator, devices=args.devices,
+        )
+    else:
+        result = evaluate_predictions(args.predictions, args.root, split=args.split)
+    paths = result.write(args.out)
+    print(result.summary_table())
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    from flairlc.mapping import map_raster, polygonize_map
+    from flairlc.training.checkpoint import load_task
+
+    predictor = load_task(args.checkpoint, map_location=args.device)
+    result = map_raster(
+        predictor, args.aerial, args.out, elevation_path=args.elevation, sentinel_dir=args.sentinel,
+        window=args.window, overlap=args.overlap, batch_size=args.batch_size,
+        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy, device=args.device,
+    )
+    print(result)
+    if args.vector:
+        polygonize_map(args.out, args.vector, min_area_m2=args.min_area_m2)
+        print(f"vector: {args.vector}")
+    return 0
+
+
+def _areas(args: argparse.Namespace) -> int:
+    from flairlc.mapping import compute_areas
+
+    table = compute_areas(args.map, zones_path=args.zones, zone_field=args.zone_field, out_dir=args.out)
+    print(table.to_csv())
+    return 0
+
+
+def _change(args: argparse.Namespace) -> int:
+    from flairlc.mapping import compute_change
+
+    result = compute_change(args.map_a, args.map_b, args.out, out_dir=args.report_dir or args.out.parent)
+    print(json.dumps(result.summary(), indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flairlc.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+COMMANDS = {
+    "synth": _synth, "check": _check, "stats": _stats, "models": _models, "evaluate": _evaluate,
+    "map": _map, "areas": _areas, "change": _change, "demo": _demo,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

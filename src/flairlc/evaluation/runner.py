@@ -1,0 +1,60 @@
+"""Scoring a trained checkpoint on a split, or a folder of predictions, against FLAIR masks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from flairlc.data.collate import collate_flair
+from flairlc.data.dataset import FlairDataset
+from flairlc.data.errors import FlairDataError
+from flairlc.data.layout import discover_patches
+from flairlc.evaluation.predictions import evaluate_prediction_folder
+from flairlc.evaluation.report import EvaluationResult
+
+
+def evaluate_predictions(pred_dir: str | Path, root: str | Path, split: str = "test", nomenclature: str = "baseline") -> EvaluationResult:
+    """Score ``PRED_{id}.tif`` files against the masks of a split, matching patches by id."""
+    records = [r for r in discover_patches(root, splits=(split,)) if r.mask_path is not None]
+    if not records:
+        raise FlairDataError(root, f"no labelled patches in the {split} split")
+    masks = {r.id: r.mask_path for r in records}
+    domains = {r.id: r.domain for r in records}
+    return evaluate_prediction_folder(pred_dir, masks, domains, nomenclature=nomenclature, progress=True)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, root: str | Path, split: str = "test", batch_size: int = 4,
+    num_workers: int = 0, accelerator: str = "auto", devices: str | int = "auto",
+) -> EvaluationResult:
+    """Run a trained model over a split and score it with the paper's metric.
+
+    The data settings (modalities, Sentinel-2 window, cloud filter, monthly average…) are those
+    stored in the checkpoint; only the root and split come from the arguments. Under DDP
+    (``devices`` > 1) every patch is scored exactly once.
+    """
+    from flairlc.training.checkpoint import datamodule_hparams, load_task
+
+    task = load_task(checkpoint)
+    data = datamodule_hparams(checkpoint)
+    dataset = FlairDataset(
+        discover_patches(root, splits=(split,)),
+        modalities=[*task.required_modalities, "mask"],
+        nomenclature=task.hparams["nomenclature"],
+        sat_patch_size=task.sat_patch_size,
+        filter_clouds=data.get("filter_clouds", False),
+        cloud_max_cover=data.get("cloud_max_cover", 0.5),
+        cloud_prob_threshold=data.get("cloud_prob_threshold", 60),
+        average_monthly=data.get("average_monthly", False),
+        reference_date=dt.date.fromisoformat(task.hparams["reference_date"]),
+        geo_enc_size=task.hparams["geo_enc_size"],
+    )
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_flair)
+    trainer = L.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_checkpointing=False)
+    trainer.test(task, dataloaders=loader, verbose=False)
+    result: EvaluationResult = task.test_result
+    result.metadata.update({"checkpoint": str(checkpoint), "root": str(root), "split": split})
+    return result

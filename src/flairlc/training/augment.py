@@ -1,0 +1,44 @@
+"""Flip and rot90 augmentation applied identically to every spatial input of a sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+#: Batch keys whose last two axes are spatial and move together.
+SPATIAL_KEYS = ("aerial", "mask", "sentinel")
+
+
+def augment_batch(
+    batch: dict[str, Any], p_hflip: float = 0.5, p_vflip: float = 0.5, p_rot90: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> dict[str, Any]:
+    """Randomly flip and rotate each sample of a batch, the same way for all its spatial inputs.
+
+    The aerial patch ``(B, C, H, W)``, its mask ``(B, H, W)`` and the Sentinel-2 window
+    ``(B, T, C, S, S)`` (centred on the patch, so the same transform keeps them aligned) receive
+    the same horizontal flip, vertical flip and 90° rotation, each drawn per sample with its
+    probability. Returns a new dict; other keys are passed through.
+    """
+    keys = [k for k in SPATIAL_KEYS if k in batch]
+    size = len(batch[keys[0]])
+    draws = torch.rand(size, 3, generator=generator)
+    out = dict(batch)
+    for key in keys:
+        out[key] = torch.stack(
+            [transform(x, bool(d[0] < p_hflip), bool(d[1] < p_vflip), bool(d[2] < p_rot90))
+             for x, d in zip(batch[key], draws)]
+        )
+    return out
+
+
+def transform(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool) -> torch.Tensor:
+    """Apply a horizontal flip, a vertical flip, then a 90° rotation to the last two axes."""
+    if hflip:
+        x = x.flip(-1)
+    if vflip:
+        x = x.flip(-2)
+    if rot90:
+        x = x.rot90(1, dims=(-2, -1))
+    return x

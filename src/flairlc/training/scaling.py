@@ -1,0 +1,56 @@
+"""Input scaling: the paper's [0, 1] scaling or per-channel standardization."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+#: IGN's per-channel statistics of FLAIR aerial imagery (R, G, B, NIR, elevation), digital numbers.
+AERIAL_MEAN = (105.08, 110.87, 101.82, 106.38, 53.26)
+AERIAL_STD = (52.17, 45.38, 44.00, 39.69, 79.30)
+#: Divisors of the paper's [0, 1] scaling: uint8 for aerial, uint16 for Sentinel-2.
+UINT8_MAX = 255.0
+UINT16_MAX = 65535.0
+#: Sentinel-2 reflectance scale of FLAIR arrays.
+REFLECTANCE_SCALE = 10000.0
+
+
+class InputScaler(nn.Module):
+    """Scale raw inputs to floats: ``(x - offset) / scale`` per channel.
+
+    Args:
+        mode: ``"unit"`` (divide by the dtype's maximum, as in the paper), ``"standardize"`` (per
+            channel mean and std), or ``"reflectance"`` (Sentinel-2 only: ×10 000 → reflectance).
+        channels: number of channels (axis -3 of the input).
+        max_value: divisor of ``"unit"`` scaling.
+        mean, std: per-channel statistics of ``"standardize"``, in raw units.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        channels: int,
+        max_value: float = UINT8_MAX,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if mode == "unit":
+            offset, scale = [0.0] * channels, [max_value] * channels
+        elif mode == "reflectance":
+            offset, scale = [0.0] * channels, [REFLECTANCE_SCALE] * channels
+        elif mode == "standardize":
+            if mean is None or std is None or len(mean) != channels or len(std) != channels:
+                raise ValueError(f"standardize needs {channels} means and stds, got {mean} and {std}")
+            offset, scale = list(mean), list(std)
+        else:
+            raise ValueError(f"unknown scaling {mode!r}: expected 'unit', 'standardize' or 'reflectance'")
+        self.mode = mode
+        self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale ``(…, C, H, W)`` raw values to float32."""
+        return (x.float() - self.offset) / self.scale

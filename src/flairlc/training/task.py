@@ -1,0 +1,334 @@
+"""`SegmentationTask`: the LightningModule that trains, validates, tests and predicts every model.
+
+One task serves the paper's three networks: U-Net on aerial patches, U-TAE on the Sentinel-2
+series, and the U-T&T fusion (two losses: fused U-Net logits and the auxiliary U-TAE head, with
+per-class weights per branch). The Trainer owns the loop, devices, precision, DDP, checkpoints and
+logs; this module only says what one step does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from flairlc import __version__
+from flairlc import nomenclature as nomenclature_module
+from flairlc.data.metadata import metadata_size
+from flairlc.evaluation import ConfusionAccumulator, EvaluationResult, Scores
+from flairlc.models import FusionOutput, create_model
+from flairlc.models.fusion import center_crop, sentinel_footprint_px
+from flairlc.training.augment import augment_batch
+from flairlc.training.scaling import AERIAL_MEAN, AERIAL_STD, UINT8_MAX, UINT16_MAX, InputScaler
+
+#: Inputs each model reads (besides the mask).
+MODEL_INPUTS = {"unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel")}
+#: Baseline index of 'plowed land', weighted 0 in the satellite branch by default.
+PLOWED_INDEX = 11
+
+
+class SegmentationTask(L.LightningModule):
+    """Training and inference of a FLAIR model.
+
+    Args:
+        model: ``"unet"``, ``"utae"`` or ``"utt"``.
+        model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
+        nomenclature: ``"baseline"`` (13 classes) or ``"raw"`` (19).
+        use_metadata: feed the encoded aerial metadata to the U-Net encoder.
+        geo_enc_size: size of the centroid encoding in the metadata vector.
+        aerial_scaling: ``"unit"`` (uint8 / 255, the paper) or ``"standardize"``.
+        aerial_mean, aerial_std: per-channel statistics for ``"standardize"`` (digital numbers).
+        sentinel_scaling: ``"unit"`` (uint16 / 65 535, the paper) or ``"reflectance"`` (/ 10 000).
+        class_weights: per-class loss weights of the aerial (U-Net) output; default 1, 'other' 0.
+        aux_class_weights: per-class weights of the satellite (U-TAE) output; default 1, 'other'
+            and 'plowed land' 0.
+        loss_weights: ``[w_utae, w_unet]`` of the U-T&T loss.
+        optimizer: ``"sgd"`` (the paper) or ``"adamw"``.
+        lr: learning rate.
+        momentum: SGD momentum.
+        weight_decay: weight decay.
+        scheduler: None, ``"cosine"`` (over ``trainer.max_epochs``) or ``"plateau"`` (on val loss).
+        augment: random horizontal/vertical flips and rot90 (p = 0.5 each) on training batches.
+        sat_patch_size: Sentinel-2 window side (10 m pixels) the model expects.
+        reference_date: origin of the date offsets, ``YYYY-MM-DD``.
+        aerial_resolution_m: aerial pixel size (metres).
+        sentinel_resolution_m: Sentinel-2 pixel size (metres).
+    """
+
+    def __init__(
+        self,
+        model: str = "unet",
+        model_kwargs: dict[str, Any] | None = None,
+        nomenclature: str = "baseline",
+        use_metadata: bool = False,
+        geo_enc_size: int = 32,
+        aerial_scaling: str = "unit",
+        aerial_mean: Sequence[float] = AERIAL_MEAN,
+        aerial_std: Sequence[float] = AERIAL_STD,
+        sentinel_scaling: str = "unit",
+        class_weights: Sequence[float] | None = None,
+        aux_class_weights: Sequence[float] | None = None,
+        loss_weights: Sequence[float] = (1.0, 1.0),
+        optimizer: str = "sgd",
+        lr: float = 0.001,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        scheduler: str | None = None,
+        augment: bool = False,
+        sat_patch_size: int = 40,
+        reference_date: str = "2021-05-15",
+        aerial_resolution_m: float = 0.2,
+        sentinel_resolution_m: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if model not in MODEL_INPUTS:
+            raise ValueError(f"unknown model {model!r}: expected one of {sorted(MODEL_INPUTS)}")
+        if model == "utae" and use_metadata:
+            raise ValueError("use_metadata needs an aerial branch: use model 'unet' or 'utt'")
+        self.save_hyperparameters()
+        self.hparams["aerial_mean"] = list(aerial_mean)
+        self.hparams["aerial_std"] = list(aerial_std)
+        self.hparams["loss_weights"] = list(loss_weights)
+        self.num_classes = nomenclature_module.num_classes(nomenclature)
+        self.class_names = nomenclature_module.class_names(nomenclature)
+        self.other_index = self.num_classes - 1
+        kwargs = dict(model_kwargs or {})
+        kwargs["num_classes"] = self.num_classes
+        if model != "utae":
+            kwargs["use_metadata"] = use_metadata
+            kwargs["metadata_size"] = metadata_size(geo_enc_size)
+        if model == "utt":
+            kwargs.setdefault("aerial_resolution_m", aerial_resolution_m)
+            kwargs.setdefault("sentinel_resolution_m", sentinel_resolution_m)
+        self.net = create_model(model, **kwargs)
+        self.aerial_channels = int(kwargs.get("aerial_channels", kwargs.get("in_channels", 5))) if model != "utae" else 5
+        self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, aerial_mean, aerial_std)
+        self.sentinel_scaler = InputScaler(sentinel_scaling, 10, UINT16_MAX)
+        self.register_buffer("class_weights", self._weights(class_weights, zero=(self.other_index,)), persistent=False)
+        self.register_buffer(
+            "aux_class_weights",
+            self._weights(aux_class_weights, zero=(self.other_index, PLOWED_INDEX) if nomenclature == "baseline" else (self.other_index,)),
+            persistent=False,
+        )
+        self.val_confusion = MulticlassConfusionMatrix(self.num_classes)
+        self._test_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    # ----------------------------------------------------------------- the predictor interface
+    @property
+    def uses_sentinel(self) -> bool:
+        """Whether the model reads a Sentinel-2 series."""
+        return "sentinel" in MODEL_INPUTS[self.hparams["model"]]
+
+    @property
+    def uses_aerial(self) -> bool:
+        """Whether the model reads the aerial image."""
+        return "aerial" in MODEL_INPUTS[self.hparams["model"]]
+
+    @property
+    def sat_patch_size(self) -> int:
+        """Sentinel-2 window side, in 10 m pixels."""
+        return int(self.hparams["sat_patch_size"])
+
+    @property
+    def reference_date(self) -> dt.date:
+        """Origin of the date offsets."""
+        return dt.date.fromisoformat(self.hparams["reference_date"])
+
+    @property
+    def required_modalities(self) -> tuple[str, ...]:
+        """Modalities the data module must load for this task (besides the mask)."""
+        needed = MODEL_INPUTS[self.hparams["model"]]
+        return needed + (("metadata",) if self.hparams["use_metadata"] else ())
+
+    def forward_batch(self, batch: dict[str, Any], size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits at aerial resolution for a batch of raw inputs.
+
+        Args:
+            batch: ``aerial`` uint8 ``(B, 5, H, W)``; ``sentinel`` ``(B, T, 10, S, S)`` reflectance
+                ×10 000, ``dates_days`` ``(B, T)``, ``sentinel_pad_mask`` ``(B, T)``; ``metadata``
+                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2).
+            size: output ``(H, W)`` for U-TAE alone (default: the mask's or aerial's size).
+
+        Returns:
+            logits ``(B, K, H, W)`` and the auxiliary U-TAE logits (U-T&T with Sentinel-2) or None.
+        """
+        model = self.hparams["model"]
+        metadata = batch.get("metadata") if self.hparams["use_metadata"] else None
+        if model == "unet":
+            return self.net(self.aerial_scaler(batch["aerial"]), metadata), None
+        sentinel = batch.get("sentinel")
+        sentinel_args = {}
+        if sentinel is not None:
+            sentinel_args = dict(
+                sentinel=self.sentinel_scaler(sentinel),
+                dates_days=batch["dates_days"],
+                pad_mask=batch.get("sentinel_pad_mask"),
+            )
+        if model == "utt":
+            output: FusionOutput = self.net(self.aerial_scaler(batch["aerial"]), metadata=metadata, **sentinel_args)
+            return output.logits, output.aux_logits
+        if sentinel is None:
+            raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
+        logits = self.net(**sentinel_args)
+        if size is None:
+            reference = batch.get("mask", batch.get("aerial"))
+            size = tuple(reference.shape[-2:]) if reference is not None else (512, 512)
+        footprint = sentinel_footprint_px(size[0], self.hparams["aerial_resolution_m"], self.hparams["sentinel_resolution_m"])
+        crop = center_crop(logits, (footprint, footprint))
+        return F.interpolate(crop, size=size, mode="nearest"), None
+
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities ``(B, K, H, W)`` (softmax) for a batch of raw inputs."""
+        logits, _ = self.forward_batch(batch)
+        return logits.float().softmax(dim=1)
+
+    # ------------------------------------------------------------------------------ steps
+    def _weights(self, weights: Sequence[float] | None, zero: tuple[int, ...]) -> torch.Tensor:
+        if weights is not None:
+            if len(weights) != self.num_classes:
+                raise ValueError(f"{len(weights)} class weights given for {self.num_classes} classes")
+            return torch.tensor(list(weights), dtype=torch.float32)
+        default = torch.ones(self.num_classes)
+        default[list(zero)] = 0.0
+        return default
+
+    def loss(self, logits: torch.Tensor, aux_logits: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+        """Weighted cross-entropy of the main output, plus the auxiliary head's for U-T&T."""
+        if self.hparams["model"] == "utae":
+            return F.cross_entropy(logits, mask, weight=self.aux_class_weights)
+        loss = F.cross_entropy(logits, mask, weight=self.class_weights)
+        if aux_logits is not None:
+            w_utae, w_unet = self.hparams["loss_weights"]
+            loss = w_unet * loss + w_utae * F.cross_entropy(aux_logits, mask, weight=self.aux_class_weights)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if self.hparams["augment"]:
+            batch = augment_batch(batch)
+        logits, aux_logits = self.forward_batch(batch)
+        loss = self.loss(logits, aux_logits, batch["mask"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits, aux_logits = self.forward_batch(batch)
+        loss = self.loss(logits, aux_logits, batch["mask"])
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["mask"]))
+        self.val_confusion.update(logits.argmax(dim=1), batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        confusion = self.val_confusion.compute().cpu().numpy()
+        self.val_confusion.reset()
+        scores = Scores.from_confusion(confusion, self.class_names)
+        miou = float(scores.miou) if scores.miou == scores.miou else 0.0
+        self.log("val_miou", miou, prog_bar=True)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits, _ = self.forward_batch(batch)
+        prediction = logits.argmax(dim=1)
+        k = self.num_classes
+        # One confusion matrix per sample, kept with the sample's index so that duplicates
+        # added by the distributed sampler can be dropped before summing.
+        truth = batch["mask"].reshape(len(prediction), -1)
+        codes = truth * k + prediction.reshape(len(prediction), -1)
+        offsets = torch.arange(len(prediction), device=codes.device)[:, None] * k * k
+        counts = torch.bincount((codes + offsets).reshape(-1), minlength=len(prediction) * k * k)
+        self._test_rows.append((batch["index"], counts.reshape(-1, k, k)))
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+
+    def on_test_epoch_end(self) -> None:
+        indices = torch.cat([i for i, _ in self._test_rows]) if self._test_rows else torch.zeros(0, dtype=torch.int64)
+        matrices = torch.cat([m for _, m in self._test_rows]) if self._test_rows else torch.zeros(0, self.num_classes, self.num_classes)
+        self._test_rows = []
+        indices, matrices = indices.to(self.device), matrices.to(self.device)
+        if self.trainer.world_size > 1:
+            indices = self.all_gather(indices).reshape(-1)
+            matrices = self.all_gather(matrices).reshape(-1, self.num_classes, self.num_classes)
+        self.test_result = self._result(indices.cpu(), matrices.cpu())
+        scores = self.test_result.overall()
+        self.log("test_miou", float(scores.miou), sync_dist=False, rank_zero_only=True)
+        self.log("test_oa", float(scores.overall_accuracy), sync_dist=False, rank_zero_only=True)
+
+    def _result(self, indices: torch.Tensor, matrices: torch.Tensor) -> EvaluationResult:
+        dataset = self.trainer.test_dataloaders.dataset
+        accumulator = ConfusionAccumulator(self.num_classes, class_names=self.class_names)
+        seen: set[int] = set()
+        for index, matrix in zip(indices.tolist(), matrices):
+            if index in seen:
+                continue
+            seen.add(index)
+            accumulator.add(matrix.numpy(), domain=dataset.records[index].domain)
+        return accumulator.result(metadata={"model": self.hparams["model"], "num_patches": len(seen)})
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        probabilities = self.predict_proba(batch)
+        return {"id": batch["id"], "index": batch["index"], "probabilities": probabilities}
+
+    # ----------------------------------------------------------------------- optimization
+    def configure_optimizers(self) -> Any:
+        h = self.hparams
+        if h["optimizer"] == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=h["lr"], momentum=h["momentum"], weight_decay=h["weight_decay"])
+        elif h["optimizer"] == "adamw":
+            optimizer = torch.optim.AdamW(self.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
+        else:
+            raise ValueError(f"unknown optimizer {h['optimizer']!r}: expected 'sgd' or 'adamw'")
+        if h["scheduler"] is None:
+            return optimizer
+        if h["scheduler"] == "cosine":
+            epochs = max(1, int(self.trainer.max_epochs or 1))
+            return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
+        if h["scheduler"] == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+        raise ValueError(f"unknown scheduler {h['scheduler']!r}: expected None, 'cosine' or 'plateau'")
+
+    # ------------------------------------------------------------------ checks and checkpoints
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "hparams"):
+            check_data_fits(self, dict(datamodule.hparams))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["flairlc"] = {
+            "version": __version__,
+            "model": self.hparams["model"],
+            "inputs": list(self.required_modalities),
+            "aerial_channels": self.aerial_channels,
+            "sat_patch_size": self.sat_patch_size,
+            "nomenclature": self.hparams["nomenclature"],
+            "class_names": self.class_names,
+            "class_colors": nomenclature_module.class_colors(self.hparams["nomenclature"]),
+        }
+
+
+def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> None:
+    """Raise a clear error when a data module's settings do not fit a task.
+
+    Checks the nomenclature (number of classes), the modalities the model reads and the Sentinel-2
+    window size.
+    """
+    problems = []
+    if data_hparams.get("nomenclature", task.hparams["nomenclature"]) != task.hparams["nomenclature"]:
+        problems.append(
+            f"the model predicts the {task.hparams['nomenclature']!r} nomenclature "
+            f"({task.num_classes} classes) but the data uses {data_hparams['nomenclature']!r}"
+        )
+    modalities = set(data_hparams.get("modalities") or ())
+    missing = [m for m in task.required_modalities if m not in modalities]
+    if modalities and missing:
+        problems.append(f"the model reads {missing} but the data module loads only {sorted(modalities)}")
+    if "sentinel" in task.required_modalities and data_hparams.get("sat_patch_size", task.sat_patch_size) != task.sat_patch_size:
+        problems.append(
+            f"the model expects Sentinel-2 windows of {task.sat_patch_size} px, the data gives {data_hparams['sat_patch_size']}"
+        )
+    if problems:
+        raise ValueError("model and data do not fit: " + "; ".join(problems))
+

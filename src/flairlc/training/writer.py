@@ -1,0 +1,86 @@
+"""Writing predictions as ``PRED_{id}.tif`` on the grid of ``IMG_{id}.tif``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import rasterio
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from flairlc import nomenclature
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write each predicted patch as ``PRED_{id}.tif`` (uint8 class indices).
+
+    The output copies the profile (CRS, transform, size) of the patch's aerial image and embeds
+    the nomenclature colour table. With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8
+    band per class (probability × 255) is written too. Files are written under a temporary name,
+    then renamed.
+
+    Args:
+        output_dir: folder of the predictions.
+        probabilities: also write class probabilities.
+    """
+
+    def __init__(self, output_dir: str = "predictions", probabilities: bool = False) -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.probabilities = probabilities
+
+    def write_on_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
+        batch_indices: Sequence[int] | None, batch: dict[str, Any], batch_idx: int, dataloader_idx: int,
+    ) -> None:
+        dataset = trainer.predict_dataloaders.dataset if not isinstance(trainer.predict_dataloaders, list) else trainer.predict_dataloaders[dataloader_idx].dataset
+        names = nomenclature.class_names(getattr(pl_module.hparams, "nomenclature", "baseline"))
+        probabilities = prediction["probabilities"].float().cpu().numpy()
+        for index, proba in zip(prediction["index"].tolist(), probabilities):
+            record = dataset.records[index]
+            write_prediction(self.output_dir, record.id, record.aerial_path, proba, names, self.probabilities)
+
+
+def write_prediction(
+    output_dir: Path, patch_id: str, image_path: Path, probabilities: np.ndarray,
+    class_names: Sequence[str], write_probabilities: bool = False,
+) -> Path:
+    """Write ``PRED_{id}.tif`` (and optionally ``PROBA_{id}.tif``) on the image's grid.
+
+    Args:
+        probabilities: float ``(K, H, W)`` class probabilities.
+
+    Returns:
+        The path of ``PRED_{id}.tif``.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(image_path) as image:
+        profile = image.profile
+    profile.update(count=1, dtype="uint8", nodata=None, compress="deflate", tiled=False)
+    profile.pop("blockxsize", None)
+    profile.pop("blockysize", None)
+    labels = probabilities.argmax(axis=0).astype(np.uint8)
+    path = output_dir / f"PRED_{patch_id}.tif"
+    _write(path, labels[None], profile, colormap=nomenclature.colormap("raw" if len(class_names) == 19 else "baseline"))
+    if write_probabilities:
+        scaled = np.clip(np.rint(probabilities * 255), 0, 255).astype(np.uint8)
+        profile.update(count=len(scaled))
+        _write(output_dir / f"PROBA_{patch_id}.tif", scaled, profile, descriptions=class_names)
+    return path
+
+
+def _write(path: Path, array: np.ndarray, profile: dict, colormap: dict | None = None,
+           descriptions: Sequence[str] | None = None) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with rasterio.open(temporary, "w", **{**profile, "driver": "GTiff"}) as dst:
+        dst.write(array)
+        if colormap:
+            dst.write_colormap(1, colormap)
+        if descriptions:
+            for band, name in enumerate(descriptions, start=1):
+                dst.set_band_description(band, name)
+    os.replace(temporary, path)
