@@ -75,3 +75,11 @@ def test_monthly_average_equals_hand_computation() -> None:
     assert means.dtype == np.float32
     np.testing.assert_allclose(means[0, :, 0, 0], (data[0] + data[1] + data[3])[:, 0, 0] / 3)
     np.testing.assert_allclose(means[1, :, 0, 0], data[2, :, 0, 0])
+
+
+def test_raw_to_index_rejects_wide_values_instead_of_wrapping() -> None:
+    from flairlc.nomenclature import raw_to_index
+
+    raw = np.array([1, 12, 13, 19, 0, 20, 257, 268], dtype=np.uint16)
+    assert raw_to_index(raw).tolist() == [0, 11, 12, 12, 255, 255, 255, 255]
+    assert raw_to_index(raw, "raw").tolist() == [0, 11, 12, 18, 255, 255, 255, 255]

@@ -123,10 +123,17 @@ def raw_to_index(raw: np.ndarray, nomenclature: str = "baseline") -> np.ndarray:
     Returns:
         uint8 array of the same shape; values outside 1..19 become 255 (:data:`NODATA_VALUE`).
     """
-    table = _RAW_TO_BASELINE if nomenclature == "baseline" else _RAW_TO_RAW_INDEX
     if nomenclature not in ("baseline", "raw"):
         raise ValueError(f"unknown nomenclature {nomenclature!r}: expected 'baseline' or 'raw'")
-    return table[np.asarray(raw, dtype=np.uint8)]
+    table = _RAW_TO_BASELINE if nomenclature == "baseline" else _RAW_TO_RAW_INDEX
+    raw = np.asarray(raw)
+    if raw.dtype == np.uint8:
+        return table[raw]
+    # Wider integer types: values outside 0..255 must not wrap around onto valid classes.
+    outside = (raw < 0) | (raw > 255)
+    indices = table[np.clip(raw, 0, 255).astype(np.uint8)]
+    indices[outside] = NODATA_VALUE
+    return indices
 
 
 def num_classes(nomenclature: str = "baseline") -> int:

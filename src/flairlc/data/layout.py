@@ -101,7 +101,7 @@ def load_json(path: Path) -> dict[str, Any]:
     try:
         with open(path) as file:
             content = json.load(file)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FlairDataError(path, f"cannot read as JSON ({error})") from None
     if not isinstance(content, dict):
         raise FlairDataError(path, "expected a JSON object at the top level")
@@ -147,7 +147,7 @@ def discover_patches(
         sentinel = _index_super_areas(trees.get(("sen", split), []))
         for patch_id, image in sorted(images.items()):
             domain, area = image.parts[-4], image.parts[-3]
-            centroid = centroids.get(image.name)
+            centroid = _centroid(centroids.get(image.name), image.name, centroids_path)
             records.append(
                 PatchRecord(
                     id=patch_id,
@@ -157,11 +157,23 @@ def discover_patches(
                     aerial_path=image,
                     mask_path=masks.get(patch_id),
                     sentinel=sentinel.get((domain, area)),
-                    centroid=(int(centroid[0]), int(centroid[1])) if centroid else None,
+                    centroid=centroid,
                     metadata=metadata.get(f"IMG_{patch_id}"),
                 )
             )
     return records
+
+
+def _centroid(value: Any, name: str, path: Path | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        row, col = value
+        return int(row), int(col)
+    except (TypeError, ValueError):
+        raise FlairDataError(
+            path or "centroids JSON", f"entry {name!r} is {value!r}, expected [row, col] integers"
+        ) from None
 
 
 def _index_files(trees: list[Path], pattern: re.Pattern[str], leaf: str) -> dict[str, Path]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 
 from flairlc.data.errors import FlairDataError
 from flairlc.nomenclature import raw_to_index
@@ -58,7 +59,7 @@ def _read(path: str | Path, bands: tuple[int, ...] | None) -> np.ndarray:
     try:
         with rasterio.open(path) as dataset:
             return dataset.read(list(bands) if bands else None)
-    except RasterioIOError as error:
+    except (RasterioError, CPLE_BaseError) as error:
         raise FlairDataError(path, f"cannot read as a GeoTIFF ({error})") from None
     except IndexError as error:
         raise FlairDataError(path, f"missing band ({error})") from None

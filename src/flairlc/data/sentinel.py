@@ -70,6 +70,8 @@ def read_products(path: str | Path) -> list[str]:
         lines = path.read_text().splitlines()
     except OSError as error:
         raise FlairDataError(path, f"cannot read product list ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise FlairDataError(path, "product list is not text") from None
     return [line.strip() for line in lines if line.strip()]
 
 

@@ -7,6 +7,7 @@ in a YAML file given with ``--config`` and overridden on the command line.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -28,6 +29,18 @@ class FlairCLI(LightningCLI):
         parser.link_arguments("data.reference_date", "model.reference_date")
         parser.link_arguments("data.geo_enc_size", "model.geo_enc_size")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        parser.set_defaults(
+            {
+                "trainer.callbacks": [
+                    {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                     "init_args": {"monitor": "val_loss", "save_last": True, "filename": "best-{epoch}-{val_loss:.4f}"}},
+                ],
+                "trainer.logger": [
+                    {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "flairlc"}},
+                    {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs", "name": "flairlc_tensorboard"}},
+                ],
+            }
+        )
 
     def after_test(self) -> None:
         """Write the full evaluation (JSON, CSV, PNG) beside the logs after ``flairlc test``."""
@@ -47,17 +60,7 @@ def run_lightning_cli(args: list[str]) -> None:
         FlairDataModule,
         seed_everything_default=DEFAULT_SEED,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={
-            "deterministic": "warn",
-            "callbacks": [
-                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                 "init_args": {"monitor": "val_loss", "save_last": True, "filename": "best-{epoch}-{val_loss:.4f}"}},
-            ],
-            "logger": [
-                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs"}},
-                {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs"}},
-            ],
-        },
-        args=args,
+        trainer_defaults={"deterministic": "warn"},
+        args=None if args == sys.argv[1:] else args,
         auto_configure_optimizers=False,
     )
