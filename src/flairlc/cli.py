@@ -173,14 +173,16 @@ def _map(args: argparse.Namespace) -> int:
     from flairlc.training.checkpoint import load_task
 
     predictor = load_task(args.checkpoint, map_location=args.device)
+    predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
     result = map_raster(
         predictor, args.aerial, args.out, elevation_path=args.elevation, sentinel_dir=args.sentinel,
         window=args.window, overlap=args.overlap, batch_size=args.batch_size,
         probabilities_path=args.probabilities, resolution_policy=args.resolution_policy, device=args.device,
+        predictor_id=predictor_id,
     )
     print(result)
     if args.vector:
-        polygonize_map(args.out, args.vector, min_area_m2=args.min_area_m2)
+        polygonize_map(result.map_path, args.vector, min_area_m2=args.min_area_m2)
         print(f"vector: {args.vector}")
     return 0
 

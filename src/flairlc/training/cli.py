@@ -42,15 +42,17 @@ class FlairCLI(LightningCLI):
             }
         )
 
-    def after_test(self) -> None:
-        """Write the full evaluation (JSON, CSV, PNG) beside the logs after ``flairlc test``."""
-        result = getattr(self.model, "test_result", None)
-        if result is None or not self.trainer.is_global_zero:
-            return
+    def before_test(self) -> None:
+        """Have ``flairlc test`` write the full evaluation (JSON, CSV, PNG) beside the logs."""
         log_dir = self.trainer.log_dir or self.trainer.default_root_dir
-        paths = result.write(Path(log_dir) / "evaluation")
-        print(result.summary_table())
-        print(f"evaluation written to {paths.get('json', Path(log_dir) / 'evaluation')}")
+        self.model.evaluation_dir = str(Path(log_dir) / "evaluation")
+
+    def after_test(self) -> None:
+        """Print the results table of ``flairlc test``."""
+        result = self.model.test_result
+        if result is not None and self.trainer.is_global_zero:
+            print(result.summary_table())
+            print(f"evaluation written to {self.model.evaluation_dir}")
 
 
 def run_lightning_cli(args: list[str]) -> None:

@@ -15,12 +15,16 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.metadata import metadata_size
-from flairlc.evaluation import ConfusionAccumulator, EvaluationResult, Scores
+from flairlc.evaluation import (
+    ConfusionAccumulator,
+    EvaluationResult,
+    Scores,
+    confusion_matrix_torch,
+)
 from flairlc.models import FusionOutput, create_model
 from flairlc.models.fusion import center_crop, sentinel_footprint_px
 from flairlc.training.augment import augment_batch
@@ -115,8 +119,12 @@ class SegmentationTask(L.LightningModule):
             self._weights(aux_class_weights, zero=(self.other_index, PLOWED_INDEX) if nomenclature == "baseline" else (self.other_index,)),
             persistent=False,
         )
-        self.val_confusion = MulticlassConfusionMatrix(self.num_classes)
+        self._val_confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         self._test_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
+        #: Where ``test`` writes its evaluation (JSON, CSV, PNG) from rank 0; None: not written.
+        self.evaluation_dir: str | None = None
+        #: The evaluation of the last ``test`` run (every patch counted once, DDP included).
+        self.test_result: EvaluationResult | None = None
 
     # ----------------------------------------------------------------- the predictor interface
     @property
@@ -219,12 +227,14 @@ class SegmentationTask(L.LightningModule):
         logits, aux_logits = self.forward_batch(batch)
         loss = self.loss(logits, aux_logits, batch["mask"])
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["mask"]))
-        self.val_confusion.update(logits.argmax(dim=1), batch["mask"])
+        self._val_confusion += confusion_matrix_torch(batch["mask"], logits.argmax(dim=1), self.num_classes)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
 
     def on_validation_epoch_end(self) -> None:
-        confusion = self.val_confusion.compute().cpu().numpy()
-        self.val_confusion.reset()
-        scores = Scores.from_confusion(confusion, self.class_names)
+        confusion = self.trainer.strategy.reduce(self._val_confusion, reduce_op="sum")
+        scores = Scores.from_confusion(confusion.cpu().numpy(), self.class_names)
         miou = float(scores.miou) if scores.miou == scores.miou else 0.0
         self.log("val_miou", miou, prog_bar=True)
 
@@ -252,6 +262,8 @@ class SegmentationTask(L.LightningModule):
             indices = self.all_gather(indices).reshape(-1)
             matrices = self.all_gather(matrices).reshape(-1, self.num_classes, self.num_classes)
         self.test_result = self._result(indices.cpu(), matrices.cpu())
+        if self.evaluation_dir and self.trainer.is_global_zero:
+            self.test_result.write(self.evaluation_dir)
         scores = self.test_result.overall()
         self.log("test_miou", float(scores.miou), sync_dist=False, rank_zero_only=True)
         self.log("test_oa", float(scores.overall_accuracy), sync_dist=False, rank_zero_only=True)

@@ -1,0 +1,60 @@
+"""Small shared helpers of the mapping stage: class names of a map, atomic text writes, strips."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import rasterio
+from rasterio.windows import Window
+
+from flairlc import nomenclature
+
+#: Rows read at once by the statistics passes (memory: STRIP_ROWS x width bytes per map).
+STRIP_ROWS = 1024
+
+
+def map_class_names(ds: rasterio.io.DatasetReader, max_value: int | None = None) -> list[str]:
+    """Class names of a class map: from its ``FLAIRLC_NOMENCLATURE`` tag, else baseline (13)
+    unless values of 13..18 occur (then raw, 19)."""
+    tags = ds.tags()
+    name = tags.get("FLAIRLC_NOMENCLATURE")
+    if name in ("baseline", "raw"):
+        return nomenclature.class_names(name)
+    if "FLAIRLC_NUM_CLASSES" in tags:
+        k = int(tags["FLAIRLC_NUM_CLASSES"])
+        return [f"class {i}" for i in range(k)]
+    if max_value is not None and max_value >= nomenclature.NUM_BASELINE_CLASSES:
+        return nomenclature.class_names("raw")
+    return nomenclature.class_names("baseline")
+
+
+def class_colors_for(names: list[str]) -> list[str]:
+    """Display colours for a list of class names (nomenclature colours when it matches)."""
+    for nomen in ("baseline", "raw"):
+        if names == nomenclature.class_names(nomen):
+            return nomenclature.class_colors(nomen)
+    return ["#808080"] * len(names)
+
+
+def row_strips(height: int, width: int, rows: int = STRIP_ROWS, col_off: int = 0, row_off: int = 0) -> Iterator[Window]:
+    """Windows of full width and up to ``rows`` rows covering ``height`` rows."""
+    for y in range(0, height, rows):
+        yield Window(col_off, row_off + y, width, min(rows, height - y))
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a text file under a temporary name, then rename it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def save_figure_atomic(fig, path: Path) -> Path:
+    """Save a matplotlib figure as PNG under a temporary name, then rename it."""
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,504 @@
+"""Mapping a raster of any size with a trained predictor: tiled, blended, resumable inference.
+
+How it works:
+
+* The aerial grid is cut into windows of ``window`` pixels stepping by ``window - overlap``
+  (:func:`~flairlc.mapping.blending.window_starts`); the last row/column of windows is shifted
+  inward, and rasters smaller than a window are padded by reflection.
+* Work is organised in *chunks*: one row of windows (a *strip*) within a *column band* of
+  ``band_width`` pixels. Per band, strips are processed top to bottom; probabilities weighted by
+  a Hann taper are accumulated in a buffer of ``(K, window, band_width + 2 window)`` floats that
+  slides down. After strip ``i`` the rows ``[ys[i], ys[i+1])`` are final: their argmax is written
+  to a working file and the buffer shifts. Memory is bounded by window, batch size and band
+  width, never by the raster size. Windows straddling two bands are predicted twice.
+* Resuming: the working file ``MAP.tif.partial`` (+ ``MAP.tif.proba.partial``) sits beside the
+  output with a JSON sidecar ``MAP.tif.partial.json`` listing finished chunks, rewritten
+  atomically after each flush. A second run with the same parameters skips finished chunks
+  (re-predicting the few window rows whose overlap feeds the first unfinished strip); different
+  parameters start over with a warning. The final COG is written under a temporary name and
+  renamed; the working files are then removed.
+* Several processes / GPUs: each of ``world_size`` ranks takes a contiguous range of strips (in
+  every band) and writes its own ``MAP.tif.rank{r}.partial``. Launch one process per GPU, e.g.
+  ``torchrun --nproc-per-node 4 script.py`` with ``map_raster(..., rank=int(os.environ["RANK"]),
+  world_size=int(os.environ["WORLD_SIZE"]), device=f"cuda:{os.environ['LOCAL_RANK']}")`` (under
+  Lightning, ``trainer.global_rank`` / ``trainer.world_size``). Ranks other than 0 return once
+  their strips are done; rank 0 then waits for every rank's sidecar to be complete (a shared
+  file system is required), copies their strips into its own working file and writes the COG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from flairlc import nomenclature
+from flairlc.mapping.blending import blend_weights, window_starts
+from flairlc.mapping.cog import finalize_cog, working_profile
+from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
+from flairlc.mapping.predictor import Predictor
+from flairlc.mapping.qml import write_qml
+
+#: Default width of a column band, pixels (bounds the accumulator's memory).
+DEFAULT_BAND_WIDTH_PX = 4096
+#: Seconds between checks of the other ranks' progress by rank 0.
+_MERGE_POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """What :func:`map_raster` produced.
+
+    Attributes:
+        map_path: the class map COG (None on ranks other than 0).
+        probabilities_path: the probability COG, if asked (None on ranks other than 0).
+        qml_path: the QGIS style beside the map (None if not written).
+        area_km2: area of the grid processed by this rank in this run, km².
+        seconds: wall time of this run, s.
+        km2_per_hour: throughput of this run, km²/h.
+        windows_predicted: windows passed through the predictor in this run.
+        chunks_resumed: chunks found already finished in a previous run.
+    """
+
+    map_path: Path | None
+    probabilities_path: Path | None
+    qml_path: Path | None
+    area_km2: float
+    seconds: float
+    km2_per_hour: float
+    windows_predicted: int
+    chunks_resumed: int
+
+
+def nomenclature_for(num_classes: int) -> str | None:
+    """The nomenclature name of a class count (13: ``"baseline"``, 19: ``"raw"``), else None."""
+    return {nomenclature.NUM_BASELINE_CLASSES: "baseline", nomenclature.NUM_RAW_CLASSES: "raw"}.get(num_classes)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    height: int
+    width: int
+    window: int
+    ys: list[int]
+    xs: list[int]
+    bands: list[tuple[int, int]]
+
+    @classmethod
+    def build(cls, height: int, width: int, window: int, overlap: int, band_width: int) -> _Layout:
+        if not 0 <= overlap < window:
+            raise ValueError(f"overlap ({overlap}) must be in [0, window={window})")
+        if band_width < window:
+            raise ValueError(f"band_width ({band_width}) must be at least the window ({window})")
+        stride = window - overlap
+        bands = [(b, min(b + band_width, width)) for b in range(0, width, band_width)]
+        return cls(height, width, window, window_starts(height, window, stride),
+                   window_starts(width, window, stride), bands)
+
+    def strip_rows(self, i: int) -> tuple[int, int]:
+        """Output rows made final by strip ``i``."""
+        end = self.ys[i + 1] if i + 1 < len(self.ys) else self.height
+        return self.ys[i], end
+
+    def band_windows(self, b: int) -> list[int]:
+        x0, x1 = self.bands[b]
+        return [x for x in self.xs if x < x1 and x + self.window > x0]
+
+    def rank_strips(self, rank: int, world_size: int) -> range:
+        n = len(self.ys)
+        return range(rank * n // world_size, (rank + 1) * n // world_size)
+
+
+def _file_id(path: Path | None) -> Any:
+    if path is None:
+        return None
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, int(st.st_mtime)]
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _WorkFiles:
+    """The working files of one rank: class map, optional probabilities, JSON sidecar."""
+
+    def __init__(self, out_path: Path, rank: int, world_size: int, with_proba: bool) -> None:
+        stem = out_path.name if world_size == 1 else f"{out_path.name}.rank{rank}"
+        self.classes = out_path.with_name(stem + ".partial")
+        self.proba = out_path.with_name(stem + ".proba.partial") if with_proba else None
+        self.sidecar = out_path.with_name(stem + ".partial.json")
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.classes, self.proba, self.sidecar) if p is not None]
+
+    def remove(self) -> None:
+        for p in self.paths():
+            p.unlink(missing_ok=True)
+
+    def load_done(self, params: dict[str, Any]) -> set[str]:
+        """Finished chunk keys of a previous run with the same parameters (else start over)."""
+        if not self.sidecar.exists() or not self.classes.exists() or (self.proba and not self.proba.exists()):
+            self.remove()
+            return set()
+        try:
+            state = json.loads(self.sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        if state.get("params") != params:
+            warnings.warn(
+                f"working files {self.classes} come from a run with other parameters: starting over",
+                stacklevel=3,
+            )
+            self.remove()
+            return set()
+        return set(state.get("done", []))
+
+    def create(self, grid: dict[str, Any], num_classes: int, nomen: str | None) -> None:
+        with rasterio.open(self.classes, "w", **working_profile(grid, 1, "uint8", nomenclature.NODATA_VALUE)) as ds:
+            if nomen is not None:
+                ds.write_colormap(1, nomenclature.colormap(nomen))
+                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen)
+            ds.update_tags(FLAIRLC_NUM_CLASSES=str(num_classes))
+        if self.proba is not None:
+            with rasterio.open(self.proba, "w", **working_profile(grid, num_classes, "uint8", None)) as ds:
+                if nomen is not None:
+                    for k, name in enumerate(nomenclature.class_names(nomen)):
+                        ds.set_band_description(k + 1, name)
+
+    def save_done(self, params: dict[str, Any], done: set[str], complete: bool) -> None:
+        _write_json_atomic(self.sidecar, {"params": params, "done": sorted(done), "complete": complete})
+
+
+def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
+    """Pad ``(..., h, w)`` to ``(..., size, size)`` by reflection at the bottom/right."""
+    h, w = array.shape[-2:]
+    if h == size and w == size:
+        return array
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, size - h), (0, size - w)]
+    return np.pad(array, pad, mode="reflect" if min(h, w) > 1 else "edge")
+
+
+class _Mapper:
+    """Runs the chunks of one rank (see the module docstring).
+
+    The blending buffers live on ``device`` as torch tensors, so on a GPU the probabilities
+    never leave it: only the uint8 classes (and probabilities, if asked) are copied back.
+    """
+
+    def __init__(self, predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None,
+                 layout: _Layout, batch_size: int, device: str, with_proba: bool) -> None:
+        self.predictor = predictor
+        self.source = source
+        self.sentinel = sentinel
+        self.layout = layout
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.with_proba = with_proba
+        self.weights = torch.from_numpy(blend_weights(layout.window)).to(self.device)
+        self.windows_predicted = 0
+
+    def _predict(self, items: list[tuple[np.ndarray, int, int]]) -> torch.Tensor:
+        win = self.layout.window
+        aerial = torch.from_numpy(np.stack([a for a, _, _ in items])).to(self.device)
+        batch: dict[str, torch.Tensor] = {"aerial": aerial}
+        if self.sentinel is not None:
+            s = self.predictor.sat_patch_size
+            sats = []
+            for _, row0, col0 in items:
+                x, y = self.source.transform @ (col0 + win / 2, row0 + win / 2)
+                sats.append(self.sentinel.read_window(x, y, s))
+            n, t = len(items), len(self.sentinel.dates_days)
+            batch["sentinel"] = torch.from_numpy(np.stack(sats)).to(self.device)
+            batch["dates_days"] = torch.from_numpy(np.tile(self.sentinel.dates_days, (n, 1))).to(self.device)
+            batch["sentinel_pad_mask"] = torch.zeros((n, t), dtype=torch.bool, device=self.device)
+        with torch.inference_mode():
+            proba = self.predictor.predict_proba(batch)
+        expected = (len(items), self.predictor.num_classes, win, win)
+        if tuple(proba.shape) != expected:
+            raise RuntimeError(f"predictor returned probabilities of shape {tuple(proba.shape)}, expected {expected}")
+        self.windows_predicted += len(items)
+        return proba.to(device=self.device, dtype=torch.float32)
+
+    def _windows(self, row0: int, cols: list[int]) -> Iterator[tuple[np.ndarray, int, int]]:
+        lay, win = self.layout, self.layout.window
+        for col0 in cols:
+            w = Window(col0, row0, min(win, lay.width - col0), min(win, lay.height - row0))
+            aerial, valid = self.source.read(w)
+            if not valid.any():
+                continue  # nothing to predict; neighbours (or nodata) cover these pixels
+            yield _pad_to(aerial, win), row0, col0
+
+    @torch.inference_mode()
+    def accumulate_row(self, k: int, cols: list[int], cx0: int, acc: torch.Tensor, wsum: torch.Tensor) -> None:
+        """Predict window row ``k`` (columns ``cols``) and add it to the buffers (origin ``cx0``)."""
+        win = self.layout.window
+        pending: list[tuple[np.ndarray, int, int]] = []
+
+        def flush_batch() -> None:
+            proba = self._predict(pending)
+            for p, (_, _, col0) in zip(proba, pending):
+                c = col0 - cx0
+                acc[:, :, c : c + win].addcmul_(p, self.weights)
+                wsum[:, c : c + win] += self.weights
+            pending.clear()
+
+        for item in self._windows(self.layout.ys[k], cols):
+            pending.append(item)
+            if len(pending) == self.batch_size:
+                flush_batch()
+        if pending:
+            flush_batch()
+
+    @torch.inference_mode()
+    def run_band(self, b: int, strips: list[int], on_strip) -> None:
+        """Process band ``b``; call ``on_strip(i, rows, cols, classes, covered, proba)`` per strip.
+
+        ``classes`` uint8 ``(h, w)`` argmax, ``covered`` bool ``(h, w)`` (some window predicted the
+        pixel), ``proba`` uint8 ``(K, h, w)`` probabilities x 255 or None.
+        """
+        lay, win = self.layout, self.layout.window
+        cols = lay.band_windows(b)
+        cx0 = cols[0]
+        aw = cols[-1] + win - cx0
+        acc = torch.zeros((self.predictor.num_classes, win, aw), dtype=torch.float32, device=self.device)
+        wsum = torch.zeros((win, aw), dtype=torch.float32, device=self.device)
+        first = strips[0]
+        # Window rows above the first strip whose windows still reach into it (their overlap).
+        k0 = min(k for k in range(first + 1) if lay.ys[k] + win > lay.ys[first])
+        bx0, bx1 = lay.bands[b]
+        for k in range(k0, strips[-1] + 1):
+            if k > k0:
+                d = lay.ys[k] - lay.ys[k - 1]
+                acc[:, : win - d] = acc[:, d:].clone()
+                acc[:, win - d :] = 0
+                wsum[: win - d] = wsum[d:].clone()
+                wsum[win - d :] = 0
+            self.accumulate_row(k, cols, cx0, acc, wsum)
+            if k < first:
+                continue
+            r0, r1 = lay.strip_rows(k)
+            a = acc[:, : r1 - r0, bx0 - cx0 : bx1 - cx0]
+            w = wsum[: r1 - r0, bx0 - cx0 : bx1 - cx0]
+            classes = a.max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (faster than argmax on CPU)
+            proba = None
+            if self.with_proba:
+                proba = torch.round(a / w.clamp_min(1e-12) * 255.0).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+            on_strip(k, (r0, r1), (bx0, bx1), classes, (w > 0).cpu().numpy(), proba)
+
+
+def _write_strip(work: _WorkFiles, source: AerialSource, rows: tuple[int, int], cols: tuple[int, int],
+                 classes: np.ndarray, covered: np.ndarray, proba: np.ndarray | None) -> None:
+    window = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
+    invalid = ~(source.valid(window) & covered)
+    classes[invalid] = nomenclature.NODATA_VALUE
+    with rasterio.open(work.classes, "r+") as ds:
+        ds.write(classes, 1, window=window)
+    if work.proba is not None and proba is not None:
+        proba[:, invalid] = 0
+        with rasterio.open(work.proba, "r+") as ds:
+            ds.write(proba, window=window)
+
+
+def _merge_ranks(out_path: Path, main: _WorkFiles, layout: _Layout, world_size: int, with_proba: bool,
+                 merge_timeout_s: float) -> None:
+    """Rank 0: wait for the other ranks' working files to be complete and copy their strips."""
+    others = {r: _WorkFiles(out_path, r, world_size, with_proba) for r in range(1, world_size)}
+    deadline = time.monotonic() + merge_timeout_s
+    pending = set(others)
+    while pending:
+        for r in sorted(pending):
+            try:
+                if json.loads(others[r].sidecar.read_text(encoding="utf-8")).get("complete"):
+                    pending.discard(r)
+            except (OSError, ValueError):
+                pass
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ranks {sorted(pending)} did not finish within {merge_timeout_s} s")
+            time.sleep(_MERGE_POLL_S)
+    for r, work in others.items():
+        strips = layout.rank_strips(r, world_size)
+        if len(strips) == 0:
+            work.remove()
+            continue
+        r0, r1 = layout.ys[strips[0]], layout.strip_rows(strips[-1])[1]
+        for y in range(r0, r1, 1024):  # copy in slabs to keep memory bounded
+            w = Window(0, y, layout.width, min(1024, r1 - y))
+            pairs = [(work.classes, main.classes)] + ([(work.proba, main.proba)] if with_proba else [])
+            for src_path, dst_path in pairs:
+                with rasterio.open(src_path) as src, rasterio.open(dst_path, "r+") as dst:
+                    dst.write(src.read(window=w), window=w)
+        work.remove()
+
+
+def map_raster(
+    predictor: Predictor,
+    aerial_path: str | Path,
+    out_path: str | Path,
+    elevation_path: str | Path | None = None,
+    sentinel_dir: str | Path | None = None,
+    window: int = 512,
+    overlap: int = 128,
+    batch_size: int = 4,
+    probabilities_path: str | Path | None = None,
+    resolution_policy: str = "resample",
+    expected_resolution_m: float = 0.2,
+    progress: bool = True,
+    device: str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    band_width: int = DEFAULT_BAND_WIDTH_PX,
+    merge_timeout_s: float = 24 * 3600.0,
+    predictor_id: str | None = None,
+) -> MapResult:
+    """Map an aerial raster of any size to a land-cover COG with a trained predictor.
+
+    Args:
+        predictor: the trained model (:class:`~flairlc.mapping.predictor.Predictor`).
+        aerial_path: GeoTIFF or VRT, uint8, 4 bands (R, G, B, NIR) or 5 (+ elevation), with a CRS.
+        out_path: the class map to write: uint8 COG of zero-based class indices, nodata 255, with
+            the nomenclature colour table, and ``MAP.qml`` beside it.
+        elevation_path: single-band uint8 elevation raster, read by coordinates (any grid
+            covering the aerial image); required for 4-band aerial images.
+        sentinel_dir: Sentinel-2 series folder (one GeoTIFF per date); used when the predictor
+            ``uses_sentinel``.
+        window: window side, aerial pixels.
+        overlap: overlap between neighbouring windows, pixels (stride = window - overlap).
+        batch_size: windows per predictor call.
+        probabilities_path: optional K-band uint8 COG of probabilities x 255.
+        resolution_policy: ``"resample"`` other resolutions with a warning, or ``"error"``.
+        expected_resolution_m: expected pixel size, metres.
+        progress: show a progress bar (km² done, km²/h).
+        device: torch device the batches are moved to (the predictor must already be there).
+        rank, world_size: this process's share of the strips (see the module docstring).
+        band_width: width of the column bands, pixels; the blending buffer takes about
+            ``4 K window (band_width + 2 window)`` bytes (123 MB for K=13, window 512, 4096 px),
+            on ``device``. Add a batch of probabilities and GDAL's block cache (bounded by
+            ``GDAL_CACHEMAX``, 5 % of RAM by default): none of it grows with the raster size.
+        merge_timeout_s: how long rank 0 waits for the other ranks, seconds.
+        predictor_id: identifies the model for the resume check (e.g. the checkpoint path and
+            its modification time); a run with another id starts over.
+
+    Returns:
+        a :class:`MapResult`.
+
+    Raises:
+        MappingInputError: a missing, malformed or non-matching input (the message names it).
+    """
+    t_start = time.perf_counter()
+    out_path = Path(out_path)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    with_proba = probabilities_path is not None
+    nomen = nomenclature_for(predictor.num_classes)
+    if predictor.uses_sentinel and sentinel_dir is None:
+        raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
+    if sentinel_dir is not None and not predictor.uses_sentinel:
+        warnings.warn(f"the model does not use Sentinel-2: ignoring {sentinel_dir}", stacklevel=2)
+        sentinel_dir = None
+
+    with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m) as source:
+        sentinel = SentinelSeries(sentinel_dir, source.crs, predictor.reference_date) if sentinel_dir else None
+        try:
+            layout = _Layout.build(source.height, source.width, window, overlap, band_width)
+            grid = {"crs": source.crs, "transform": source.transform, "width": source.width, "height": source.height}
+            params = {
+                "aerial": _file_id(Path(aerial_path)),
+                "elevation": _file_id(Path(elevation_path)) if elevation_path else None,
+                "sentinel": str(Path(sentinel_dir).resolve()) if sentinel_dir else None,
+                "grid": [source.width, source.height, list(source.transform)[:6]],
+                "window": window, "overlap": overlap, "batch_size": batch_size, "band_width": band_width,
+                "num_classes": predictor.num_classes, "predictor": type(predictor).__qualname__,
+                "predictor_id": predictor_id,
+                "probabilities": with_proba, "rank": rank, "world_size": world_size,
+            }
+            params["hash"] = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            work = _WorkFiles(out_path, rank, world_size, with_proba)
+            done = work.load_done(params)
+            if not done:
+                work.create(grid, predictor.num_classes, nomen)
+                work.save_done(params, done, complete=False)
+            resumed = len(done)
+            result = _run_chunks(predictor, source, sentinel, layout, work, params, done, batch_size,
+                                 device, rank, world_size, progress)
+        finally:
+            if sentinel is not None:
+                sentinel.close()
+    area_km2, n_windows = result
+    work.save_done(params, done, complete=True)
+    map_final = proba_final = qml = None
+    if rank == 0:
+        if world_size > 1:
+            _merge_ranks(out_path, work, layout, world_size, with_proba, merge_timeout_s)
+        map_final = finalize_cog(work.classes, out_path, resampling="nearest")
+        if with_proba:
+            proba_final = finalize_cog(work.proba, Path(probabilities_path), resampling="average")
+        if nomen is not None:
+            qml = write_qml(out_path, nomen)
+        work.remove()
+    seconds = time.perf_counter() - t_start
+    return MapResult(map_final, proba_final, qml, area_km2, seconds,
+                     area_km2 / max(seconds, 1e-9) * 3600.0, n_windows, resumed)
+
+
+def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None, layout: _Layout,
+                work: _WorkFiles, params: dict[str, Any], done: set[str], batch_size: int, device: str,
+                rank: int, world_size: int, progress: bool) -> tuple[float, int]:
+    """Run this rank's unfinished chunks; returns (area mapped in this run in km², windows predicted)."""
+    pixel_km2 = abs(source.transform.a * source.transform.e) / 1e6
+    strips = list(layout.rank_strips(rank, world_size))
+    mapper = _Mapper(predictor, source, sentinel, layout, batch_size, device, work.proba is not None)
+
+    def chunk_px(i: int, b: int) -> int:
+        r0, r1 = layout.strip_rows(i)
+        x0, x1 = layout.bands[b]
+        return (r1 - r0) * (x1 - x0)
+
+    total = sum(chunk_px(i, b) for b in range(len(layout.bands)) for i in strips)
+    already = sum(chunk_px(i, b) for b in range(len(layout.bands)) for i in strips if f"{b}:{i}" in done)
+    # The bar counts pixels and shows km² (unit_scale).
+    bar = tqdm(total=total, initial=already, unit="km²", unit_scale=pixel_km2, disable=not progress,
+               desc=f"mapping {source.aerial_path.name}",
+               bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} km² [{elapsed}<{remaining}{postfix}]")
+    t0 = time.perf_counter()
+    mapped = 0.0
+
+    def on_strip(b: int):
+        def write(i: int, rows, cols, classes, covered, proba) -> None:
+            nonlocal mapped
+            _write_strip(work, source, rows, cols, classes, covered, proba)
+            done.add(f"{b}:{i}")
+            work.save_done(params, done, complete=False)
+            px = chunk_px(i, b)
+            mapped += px * pixel_km2
+            bar.update(px)
+            bar.set_postfix_str(f"{mapped / max(time.perf_counter() - t0, 1e-9) * 3600:.2f} km²/h")
+        return write
+
+    try:
+        for b in range(len(layout.bands)):
+            todo = [i for i in strips if f"{b}:{i}" not in done]
+            if todo:
+                # Strips are processed in order, so the unfinished ones of a band form a suffix.
+                mapper.run_band(b, list(range(todo[0], strips[-1] + 1)), on_strip(b))
+    finally:
+        bar.close()
+    return mapped, mapper.windows_predicted

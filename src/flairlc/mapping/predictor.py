@@ -1,0 +1,41 @@
+"""The contract between a trained model and the mapper: :class:`Predictor`."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A trained model seen by the mapper (implemented by ``flairlc.training.SegmentationTask``).
+
+    Attributes:
+        num_classes: number of classes ``K`` of the output probabilities.
+        aerial_channels: aerial channels expected (5 = R, G, B, NIR, elevation).
+        uses_sentinel: whether the model takes a Sentinel-2 time series.
+        sat_patch_size: side ``S`` of the Sentinel-2 window, in 10 m pixels (default 40).
+        reference_date: date that ``dates_days`` offsets are counted from.
+    """
+
+    num_classes: int
+    aerial_channels: int
+    uses_sentinel: bool
+    sat_patch_size: int
+    reference_date: datetime.date
+
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Softmax probabilities for a batch.
+
+        Args:
+            batch: ``aerial`` uint8 ``(B, 5, H, W)`` raw values (scaled by the predictor);
+                optionally ``sentinel`` float32 ``(B, T, 10, S, S)`` reflectance x 10 000,
+                ``dates_days`` int64 ``(B, T)``, ``sentinel_pad_mask`` bool ``(B, T)``
+                (True where the date is padding).
+
+        Returns:
+            float probabilities ``(B, K, H, W)`` summing to 1 over ``K``.
+        """
+        ...
