@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from flairlc.data.collate import collate_flair
@@ -54,19 +56,37 @@ def test_collate_pads_series_and_marks_padding() -> None:
     assert batch["id"] == ["000001", "000002"] and batch["index"].tolist() == [0, 1]
 
 
-def test_augmentation_moves_aerial_mask_and_sentinel_together() -> None:
-    # A mask constant over 4x4 blocks, and a Sentinel-2 window holding one value per block: any
-    # flip or rotation applied to all three keeps mask[::4, ::4] equal to the Sentinel-2 cells.
-    cells = torch.arange(16).reshape(4, 4)
-    mask = torch.kron(cells, torch.ones(4, 4, dtype=torch.int64))[None]
-    aerial = mask[:, None].repeat(1, 5, 1, 1).to(torch.uint8)
-    sentinel = cells[None, None, None].repeat(1, 2, 10, 1, 1).float()
-    batch = {"aerial": aerial.repeat(8, 1, 1, 1), "mask": mask.repeat(8, 1, 1), "sentinel": sentinel.repeat(8, 1, 1, 1, 1)}
+def _position(array: torch.Tensor, value: int) -> torch.Tensor:
+    return (array == value).nonzero()[0]
+
+
+@pytest.mark.parametrize("hflip,vflip,rot90", list(itertools.product([False, True], repeat=3)))
+def test_sentinel_window_turns_about_the_patch_centre_pixel(hflip: bool, vflip: bool, rot90: bool) -> None:
+    # The patch (16 px) turns about its geometric centre; the Sentinel-2 window (8 px, centred on
+    # the pixel at index 4 holding the patch centre) must turn about that pixel, in the same way.
+    patch = torch.arange(16 * 16).reshape(16, 16)
+    window = torch.arange(8 * 8).reshape(8, 8)
+    moved_patch = transform(patch, hflip, vflip, rot90)
+    moved_window = transform(window, hflip, vflip, rot90, about_pixel=True)
+    assert torch.equal(_position(moved_window, window[4, 4]), torch.tensor([4, 4]))
+    for step in ((0, 1), (1, 0)):
+        patch_step = _position(moved_patch, patch[8 + step[0], 8 + step[1]]) - _position(moved_patch, patch[8, 8])
+        window_step = _position(moved_window, window[4 + step[0], 4 + step[1]]) - torch.tensor([4, 4])
+        assert torch.equal(patch_step, window_step)
+
+
+def test_augment_batch_moves_aerial_mask_and_sentinel_together() -> None:
+    mask = torch.arange(16 * 16).reshape(1, 16, 16)
+    batch = {
+        "aerial": mask[:, None].repeat(8, 5, 1, 1) % 251,
+        "mask": mask.repeat(8, 1, 1),
+        "sentinel": torch.arange(8 * 8.0).reshape(1, 1, 1, 8, 8).repeat(8, 3, 10, 1, 1),
+    }
     out = augment_batch(batch, generator=torch.Generator().manual_seed(1))
     changed = 0
     for i in range(8):
-        assert torch.equal(out["aerial"][i, 0].long(), out["mask"][i])
-        assert torch.equal(out["sentinel"][i, 1, 3], out["mask"][i][::4, ::4].float())
+        assert torch.equal(out["aerial"][i, 0], out["mask"][i] % 251)
+        assert float(out["sentinel"][i, 2, 9, 4, 4]) == 36.0  # the centre pixel stays
         changed += int(not torch.equal(out["mask"][i], batch["mask"][i]))
     assert changed > 0
 

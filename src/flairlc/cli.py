@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -172,15 +173,22 @@ def _map(args: argparse.Namespace) -> int:
     from flairlc.mapping import map_raster, polygonize_map
     from flairlc.training.checkpoint import load_task
 
-    predictor = load_task(args.checkpoint, map_location=args.device)
+    # Under torchrun (or srun with the same variables) each process maps its share of the strips.
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = args.device
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    predictor = load_task(args.checkpoint, map_location=device)
     predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
     result = map_raster(
         predictor, args.aerial, args.out, elevation_path=args.elevation, sentinel_dir=args.sentinel,
         window=args.window, overlap=args.overlap, batch_size=args.batch_size,
-        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy, device=args.device,
-        predictor_id=predictor_id,
+        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy, device=device,
+        predictor_id=predictor_id, rank=rank, world_size=world_size,
     )
-    print(result)
+    if rank != 0:
+        return 0
+    print(f"map: {result.map_path} ({result.area_km2:.3f} km² in {result.seconds:.1f} s, {result.km2_per_hour:.2f} km²/h)")
     if args.vector:
         polygonize_map(result.map_path, args.vector, min_area_m2=args.min_area_m2)
         print(f"vector: {args.vector}")

@@ -78,14 +78,14 @@ then `flairlc areas map.tif --zones communes.gpkg --zone-field name` and
 class DemoSettings:
     """Sizes and budgets of a demo run."""
 
-    domains: int = 10
-    test_domains: int = 2
+    domains: int = 12
+    test_domains: int = 3
     areas_per_domain: int = 4
     patches_per_area: int = 12
     patch_size: int = 64
     dates: int = 12
     sat_patch_size: int = 16
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 8
     lr: float = 0.001
     encoder_name: str = "resnet18"

@@ -40,10 +40,16 @@ def sentinel_footprint_px(
 
 
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre crop of ``(..., h, w)`` to ``size`` (clamped to the map); offsets rounded down."""
+    """Crop of ``(..., h, w)`` to ``size`` (clamped to the map) around the centroid pixel.
+
+    A FLAIR Sentinel-2 window of side ``s`` is centred on the pixel holding the patch centre, at
+    index ``s // 2`` (rows ``row - s/2 … row + s/2 - 1``). The crop keeps that pixel at its own
+    centre: rows ``h // 2 - ch // 2 …`` (for an odd ``ch`` in an even window, ``(h - ch) // 2``
+    would be one pixel off).
+    """
     h, w = x.shape[-2:]
     ch, cw = min(size[0], h), min(size[1], w)
-    top, left = (h - ch) // 2, (w - cw) // 2
+    top, left = min(h // 2 - ch // 2, h - ch), min(w // 2 - cw // 2, w - cw)
     return x[..., top : top + ch, left : left + cw]
 
 

@@ -26,19 +26,29 @@ def augment_batch(
     draws = torch.rand(size, 3, generator=generator)
     out = dict(batch)
     for key in keys:
+        about_pixel = key == "sentinel"
         out[key] = torch.stack(
-            [transform(x, bool(d[0] < p_hflip), bool(d[1] < p_vflip), bool(d[2] < p_rot90))
+            [transform(x, bool(d[0] < p_hflip), bool(d[1] < p_vflip), bool(d[2] < p_rot90), about_pixel)
              for x, d in zip(batch[key], draws)]
         )
     return out
 
 
-def transform(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool) -> torch.Tensor:
-    """Apply a horizontal flip, a vertical flip, then a 90° rotation to the last two axes."""
+def transform(x: torch.Tensor, hflip: bool, vflip: bool, rot90: bool, about_pixel: bool = False) -> torch.Tensor:
+    """Apply a horizontal flip, a vertical flip, then a 90° rotation to the last two axes.
+
+    With ``about_pixel``, the transform is about the pixel at index ``(s // 2, s // 2)`` rather
+    than the array's geometric centre: a Sentinel-2 window of even side ``s`` is centred on the
+    pixel holding the patch centre, and that pixel must stay under the patch. The row or column
+    rolled in at the border is the one that left at the other border.
+    """
+    shift_rows = int(about_pixel and x.shape[-2] % 2 == 0)
+    shift_cols = int(about_pixel and x.shape[-1] % 2 == 0)
     if hflip:
-        x = x.flip(-1)
+        x = x.flip(-1).roll(shift_cols, -1)
     if vflip:
-        x = x.flip(-2)
+        x = x.flip(-2).roll(shift_rows, -2)
     if rot90:
-        x = x.rot90(1, dims=(-2, -1))
+        # (a, b) -> (n - 1 - b, a): the centre pixel lands one row up for an even side.
+        x = x.rot90(1, dims=(-2, -1)).roll(shift_rows, -2)
     return x

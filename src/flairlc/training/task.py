@@ -208,11 +208,11 @@ class SegmentationTask(L.LightningModule):
     def loss(self, logits: torch.Tensor, aux_logits: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
         """Weighted cross-entropy of the main output, plus the auxiliary head's for U-T&T."""
         if self.hparams["model"] == "utae":
-            return F.cross_entropy(logits, mask, weight=self.aux_class_weights)
-        loss = F.cross_entropy(logits, mask, weight=self.class_weights)
+            return weighted_cross_entropy(logits, mask, self.aux_class_weights)
+        loss = weighted_cross_entropy(logits, mask, self.class_weights)
         if aux_logits is not None:
             w_utae, w_unet = self.hparams["loss_weights"]
-            loss = w_unet * loss + w_utae * F.cross_entropy(aux_logits, mask, weight=self.aux_class_weights)
+            loss = w_unet * loss + w_utae * weighted_cross_entropy(aux_logits, mask, self.aux_class_weights)
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -319,6 +319,17 @@ class SegmentationTask(L.LightningModule):
             "class_names": self.class_names,
             "class_colors": nomenclature_module.class_colors(self.hparams["nomenclature"]),
         }
+
+
+def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Class-weighted cross-entropy, averaged over the pixels' weights.
+
+    Equal to ``F.cross_entropy(logits, target, weight=weight)``, except that a batch whose pixels
+    all have weight 0 (e.g. only 'other') gives 0 instead of NaN.
+    """
+    losses = F.cross_entropy(logits, target, reduction="none")
+    pixel_weights = weight[target]
+    return (losses * pixel_weights).sum() / pixel_weights.sum().clamp_min(torch.finfo(losses.dtype).tiny)
 
 
 def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> None:

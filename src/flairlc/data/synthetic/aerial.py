@@ -40,7 +40,12 @@ from flairlc.data.synthetic.scene import (
 )
 
 #: Elevation band digital numbers per metre of height above ground.
-ELEVATION_DN_PER_M = 8.0
+ELEVATION_DN_PER_M = 10.0
+# Camera response applied to the class colours, set so that the channel statistics over a
+# typical dataset come close to FLAIR's (means about 105, 111, 102, 106; stds 52, 45, 44, 40).
+# One offset for R, G and B keeps greys grey.
+_RESPONSE_GAIN = np.array([1.2, 1.25, 1.2, 1.1], dtype=np.float32)
+_RESPONSE_OFFSET = np.array([-37.0, -40.0, -37.0, -41.0], dtype=np.float32)
 
 _FIELD_LO, _FIELD_HI = (88, 118, 66, 178), (172, 152, 112, 122)
 _COLOURS: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -49,7 +54,7 @@ _COLOURS: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     IMPERVIOUS: ((88, 90, 96, 78), (158, 156, 154, 118)),
     BARE_SOIL: ((150, 128, 98, 122), (204, 182, 150, 162)),
     WATER: ((34, 54, 60, 14), (72, 96, 96, 36)),
-    CONIFEROUS: ((34, 54, 44, 92), (62, 82, 62, 128)),
+    CONIFEROUS: ((46, 72, 48, 124), (76, 102, 66, 166)),
     DECIDUOUS: ((56, 86, 50, 150), (88, 118, 72, 192)),
     BRUSHWOOD: ((82, 100, 64, 130), (124, 126, 86, 166)),
     VINEYARD: ((140, 124, 94, 118), (178, 156, 122, 150)),  # soil between the rows
@@ -72,6 +77,22 @@ _SPAN = np.zeros((N_TABLE, 4), dtype=np.float32)
 for _v, (_lo, _hi) in _COLOURS.items():
     _LO[_v] = _lo
     _SPAN[_v] = np.subtract(_hi, _lo)
+# aerial vegetation is greyer than its nominal colour: lift the blue of vegetated classes
+_LO[
+    [
+        PERVIOUS,
+        CONIFEROUS,
+        DECIDUOUS,
+        BRUSHWOOD,
+        HERBACEOUS,
+        AGRICULTURAL,
+        PLOWED,
+        MIXED,
+        LIGNEOUS,
+        CLEAR_CUT,
+    ],
+    2,
+] += 20.0
 
 # Luminance noise (DN, per pixel) and canopy texture amplitude (DN) per class.
 _GRAIN = np.full(N_TABLE, 6.0, dtype=np.float32)
@@ -155,8 +176,10 @@ def colourize(
     speckle = rng.standard_normal(obj.shape, dtype=np.float32)
     rgbn += _GRAIN[ocls][obj] * grain
     rgbn += _SPECKLE[:, None, None] * speckle
-    rgbn *= np.asarray(radiometry.gain, np.float32)[:, None, None]
-    rgbn += np.asarray(radiometry.offset, np.float32)[:, None, None] + np.float32(0.5)
+    gain = _RESPONSE_GAIN * np.asarray(radiometry.gain, np.float32)
+    offset = _RESPONSE_OFFSET * np.asarray(radiometry.gain, np.float32) + radiometry.offset
+    rgbn *= gain[:, None, None]
+    rgbn += offset.astype(np.float32)[:, None, None] + np.float32(0.5)
 
     out = np.empty((5, *obj.shape), dtype=np.uint8)
     np.clip(rgbn, 0, 255.4, out=rgbn)

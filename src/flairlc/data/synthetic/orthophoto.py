@@ -57,7 +57,7 @@ class OrthophotoYear:
     Attributes:
         year: survey year.
         aerial: 4-band uint8 GeoTIFF (R, G, B, NIR), 0.2 m, EPSG:2154.
-        elevation: 1-band uint8 GeoTIFF on the same grid (height above ground, 8 DN per metre).
+        elevation: 1-band uint8 GeoTIFF on the same grid (height above ground, 10 DN per metre).
         truth: 1-band uint8 GeoTIFF of zero-based baseline indices 0..12 on the same grid.
         sentinel: folder of ``{product}.tif`` (10 bands uint16, 10 m) and ``{product}_masks.tif``.
         products: the Sentinel-2 product names, in date order.

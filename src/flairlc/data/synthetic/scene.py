@@ -345,7 +345,6 @@ def _buildings(
     rng: np.random.Generator,
     roads: np.ndarray,
     seeds: np.ndarray,
-    parcel_cls: np.ndarray,
     urban: np.ndarray,
 ) -> list[tuple[float, float, float, float, float, int, int]]:
     """Houses along the streets of urban parcels, with a swimming pool behind some."""
@@ -461,10 +460,10 @@ def draw_attributes(rng: np.random.Generator, cls: np.ndarray) -> dict[str, np.n
     tone = rng.random(n)
     height = np.zeros(n)
     trees = np.isin(cls, (CONIFEROUS, DECIDUOUS, MIXED))
-    height[trees] = rng.uniform(12, 26, trees.sum())
+    height[trees] = rng.uniform(12, 24, trees.sum())
     shrubs = np.isin(cls, (BRUSHWOOD, LIGNEOUS))
     height[shrubs] = rng.uniform(2, 6, shrubs.sum())
-    height[cls == BUILDING] = rng.uniform(9, 24, (cls == BUILDING).sum())
+    height[cls == BUILDING] = rng.uniform(9, 20, (cls == BUILDING).sum())
     height[cls == GREENHOUSE] = rng.uniform(2.5, 4, (cls == GREENHOUSE).sum())
     height[cls == CLEAR_CUT] = rng.uniform(0.5, 2, (cls == CLEAR_CUT).sum())
     # tractor lines on fields (same law for herbaceous, agricultural and plowed), vine rows
@@ -534,7 +533,7 @@ def make_scene(
     roads = segs[segs[:, 5] == IMPERVIOUS]
     shape_rows = _rural_shapes(rng, bounds, seeds, cls)
     if town is not None:
-        shape_rows += _buildings(rng, roads, seeds, cls, urban)
+        shape_rows += _buildings(rng, roads, seeds, urban)
     sh = np.array(shape_rows, dtype=np.float64).reshape(-1, 7)
     shapes = Shapes(
         sh[:, 0],
