@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from flairlc.data import FlairDataModule, FlairDataset, collate_flair, discover_patches
+from flairlc.data.synthetic import generate_dataset
 from flairlc.evaluation import EvaluationResult, confusion_matrix, evaluate_prediction_folder
 from flairlc.training import (
     CheckpointError,
@@ -40,15 +41,27 @@ def _unet_task(**kwargs) -> SegmentationTask:
                             aerial_scaling="standardize", **kwargs)
 
 
+EPOCHS = 8
+
+
 @pytest.fixture(scope="module")
-def trained_unet(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FlairDataModule, dict]:
+def training_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic root with enough areas to learn from: 6 domains × 6 areas × 3 patches of 64 px."""
+    root = tmp_path_factory.mktemp("training") / "flair"
+    generate_dataset(root, domains=6, areas_per_domain=6, patches_per_area=3, patch_size=64, dates=6,
+                     test_domains=1, seed=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_unet(training_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FlairDataModule, dict]:
     """A U-Net trained for a few epochs; its checkpoint and the validation mIoU before/after."""
     L.seed_everything(0)
     directory = tmp_path_factory.mktemp("unet")
-    data = FlairDataModule(str(synthetic_root), batch_size=6, val_fraction=0.34, split_seed=1)
+    data = FlairDataModule(str(training_root), batch_size=8, val_fraction=0.2, split_seed=1)
     task = _unet_task()
     checkpoint = ModelCheckpoint(dirpath=directory, save_last=True, monitor="val_loss")
-    trainer = _trainer(directory, max_epochs=12, callbacks=[checkpoint], num_sanity_val_steps=0)
+    trainer = _trainer(directory, max_epochs=EPOCHS, callbacks=[checkpoint], num_sanity_val_steps=0)
     before = trainer.validate(task, data, verbose=False)[0]["val_miou"]
     trainer.fit(task, data)
     after = trainer.callback_metrics["val_miou"].item()
@@ -57,8 +70,8 @@ def trained_unet(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory)
 
 def test_short_training_raises_validation_miou_far_above_chance(trained_unet) -> None:
     _, _, scores = trained_unet
-    assert scores["after"] > 0.35
-    assert scores["after"] > 3 * scores["before"]
+    assert scores["after"] > 0.3
+    assert scores["after"] > 4 * scores["before"]
 
 
 def test_checkpoint_is_safe_and_carries_the_input_spec(trained_unet) -> None:
@@ -72,10 +85,10 @@ def test_checkpoint_is_safe_and_carries_the_input_spec(trained_unet) -> None:
     assert not task.training and task.num_classes == 13
 
 
-def test_test_metrics_equal_an_independent_numpy_computation(trained_unet, synthetic_root: Path, tmp_path: Path) -> None:
+def test_test_metrics_equal_an_independent_numpy_computation(trained_unet, training_root: Path, tmp_path: Path) -> None:
     path, _, _ = trained_unet
     task = load_task(path)
-    records = discover_patches(synthetic_root, splits=("test",))
+    records = discover_patches(training_root, splits=("test",))
     dataset = FlairDataset(records)
     _trainer(tmp_path).test(task, DataLoader(dataset, batch_size=4, collate_fn=collate_flair), verbose=False)
     result: EvaluationResult = task.test_result
@@ -93,23 +106,23 @@ def test_test_metrics_equal_an_independent_numpy_computation(trained_unet, synth
     assert result.overall().miou == pytest.approx(np.mean(iou[real]))
 
 
-def test_resume_continues_from_the_saved_step(trained_unet, synthetic_root: Path, tmp_path: Path) -> None:
+def test_resume_continues_from_the_saved_step(trained_unet, training_root: Path, tmp_path: Path) -> None:
     path, _, scores = trained_unet
-    data = FlairDataModule(str(synthetic_root), batch_size=6, val_fraction=0.34, split_seed=1)
-    steps_per_epoch = scores["steps"] // 12
-    trainer = _trainer(tmp_path, max_epochs=13, num_sanity_val_steps=0, enable_checkpointing=False)
+    data = FlairDataModule(str(training_root), batch_size=8, val_fraction=0.2, split_seed=1)
+    steps_per_epoch = scores["steps"] // EPOCHS
+    trainer = _trainer(tmp_path, max_epochs=EPOCHS + 1, num_sanity_val_steps=0, enable_checkpointing=False)
     task = _unet_task()
     trainer.fit(task, data, ckpt_path=str(path))
     assert trainer.global_step == scores["steps"] + steps_per_epoch
-    assert trainer.current_epoch == 13
+    assert trainer.current_epoch == EPOCHS + 1
 
 
-def test_checkpoint_that_does_not_fit_the_data_fails_clearly(trained_unet, synthetic_root: Path, tmp_path: Path) -> None:
+def test_checkpoint_that_does_not_fit_the_data_fails_clearly(trained_unet, training_root: Path, tmp_path: Path) -> None:
     path, _, _ = trained_unet
-    raw = FlairDataModule(str(synthetic_root), nomenclature="raw", val_fraction=0.34, split_seed=1)
+    raw = FlairDataModule(str(training_root), nomenclature="raw", val_fraction=0.2, split_seed=1)
     with pytest.raises(ValueError, match="nomenclature"):
         _trainer(tmp_path).test(load_task(path), raw, verbose=False)
-    no_sentinel = FlairDataModule(str(synthetic_root), modalities=["aerial", "mask"])
+    no_sentinel = FlairDataModule(str(training_root), modalities=["aerial", "mask"])
     fusion = SegmentationTask(model="utt", model_kwargs={**SMALL_UNET, **SMALL_UTAE}, sat_patch_size=16)
     with pytest.raises(ValueError, match="sentinel"):
         _trainer(tmp_path).test(fusion, no_sentinel, verbose=False)
@@ -124,10 +137,10 @@ def test_checkpoint_that_does_not_fit_the_data_fails_clearly(trained_unet, synth
         load_task(tmp_path / "junk.ckpt")
 
 
-def test_predictions_are_written_on_the_image_grid_and_score_like_test(trained_unet, synthetic_root: Path, tmp_path: Path) -> None:
+def test_predictions_are_written_on_the_image_grid_and_score_like_test(trained_unet, training_root: Path, tmp_path: Path) -> None:
     path, _, _ = trained_unet
     task = load_task(path)
-    records = discover_patches(synthetic_root, splits=("test",))
+    records = discover_patches(training_root, splits=("test",))
     loader = DataLoader(FlairDataset(records, modalities=("aerial",)), batch_size=4, collate_fn=collate_flair)
     out = tmp_path / "predictions"
     _trainer(tmp_path, callbacks=[PredictionWriter(str(out), probabilities=True)]).predict(task, loader, return_predictions=False)
@@ -142,10 +155,10 @@ def test_predictions_are_written_on_the_image_grid_and_score_like_test(trained_u
     np.testing.assert_array_equal(scored.confusion, task.test_result.confusion)
 
 
-def test_ddp_with_two_processes_gives_the_single_process_metrics(trained_unet, synthetic_root: Path, tmp_path: Path) -> None:
+def test_ddp_with_two_processes_gives_the_single_process_metrics(trained_unet, training_root: Path, tmp_path: Path) -> None:
     """Five test patches on two gloo processes: the sampler repeats one, the metrics must not."""
     path, _, _ = trained_unet
-    records = discover_patches(synthetic_root, splits=("test",))[:5]
+    records = discover_patches(training_root, splits=("test",))[:5]
     loader = DataLoader(FlairDataset(records), batch_size=1, collate_fn=collate_flair)
     single = load_task(path)
     _trainer(tmp_path).test(single, loader, verbose=False)

@@ -22,13 +22,7 @@ from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import PatchRecord, discover_patches
 from flairlc.data.metadata import encode_metadata
 from flairlc.data.readers import read_aerial, read_mask
-from flairlc.data.sentinel import (
-    REFERENCE_DATE,
-    SuperArea,
-    dates_to_days,
-    filter_cloudy_dates,
-    monthly_average,
-)
+from flairlc.data.sentinel import REFERENCE_DATE, SeriesPreprocessing, SuperArea
 
 #: Modalities a dataset can load.
 MODALITIES = ("aerial", "mask", "sentinel", "metadata")
@@ -85,11 +79,9 @@ class FlairDataset(Dataset):
         self.modalities = tuple(modalities)
         self.nomenclature = nomenclature
         self.sat_patch_size = sat_patch_size
-        self.filter_clouds = filter_clouds
-        self.cloud_max_cover = cloud_max_cover
-        self.cloud_prob_threshold = cloud_prob_threshold
-        self.average_monthly = average_monthly
-        self.reference_date = reference_date
+        self.preprocessing = SeriesPreprocessing(
+            filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date
+        )
         self.geo_enc_size = geo_enc_size
         self._super_areas: dict[Path, SuperArea] = {}
         self._check_records()
@@ -139,15 +131,7 @@ class FlairDataset(Dataset):
         super_area = self._super_area(record)
         row, col = record.centroid
         data, masks = super_area.window(row, col, self.sat_patch_size)
-        dates = super_area.dates
-        if self.filter_clouds:
-            keep = filter_cloudy_dates(masks, self.cloud_max_cover, self.cloud_prob_threshold)
-            data, dates = data[keep], [dates[i] for i in keep]
-        if self.average_monthly:
-            series, dates = monthly_average(data, dates)
-        else:
-            series = data.astype(np.float32)
-        return series, dates_to_days(dates, self.reference_date)
+        return self.preprocessing.apply(data, masks, super_area.dates)
 
     def _super_area(self, record: PatchRecord) -> SuperArea:
         assert record.sentinel is not None

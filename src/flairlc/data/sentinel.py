@@ -214,6 +214,47 @@ def monthly_average(
     return means, month_dates
 
 
+@dataclass(frozen=True)
+class SeriesPreprocessing:
+    """How a Sentinel-2 window becomes a model input (the paper's options).
+
+    Attributes:
+        filter_clouds: drop dates whose window is covered by cloud or snow.
+        cloud_max_cover: share of covered pixels above which a date is dropped.
+        cloud_prob_threshold: probability (0–100) at or above which a pixel is covered.
+        average_monthly: average the kept dates per calendar month (dated on the 15th).
+        reference_date: origin of the day offsets.
+    """
+
+    filter_clouds: bool = False
+    cloud_max_cover: float = 0.5
+    cloud_prob_threshold: int = 60
+    average_monthly: bool = False
+    reference_date: dt.date = REFERENCE_DATE
+
+    def apply(
+        self, data: np.ndarray, masks: np.ndarray | None, dates: list[dt.date]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocess one window.
+
+        Args:
+            data: ``(T, 10, S, S)`` reflectance ×10 000.
+            masks: uint8 ``(T, 2, S, S)`` cloud and snow probabilities, or None (no filtering).
+            dates: the T acquisition dates.
+
+        Returns:
+            float32 ``(T', 10, S, S)`` series and int64 ``(T',)`` day offsets.
+        """
+        if self.filter_clouds and masks is not None:
+            keep = filter_cloudy_dates(masks, self.cloud_max_cover, self.cloud_prob_threshold)
+            data, dates = data[keep], [dates[i] for i in keep]
+        if self.average_monthly:
+            series, dates = monthly_average(data, dates)
+        else:
+            series = np.asarray(data, dtype=np.float32)
+        return series, dates_to_days(dates, self.reference_date)
+
+
 def _load_npy(path: Path, ndim: int, channels: int) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import lightning as L
@@ -32,24 +31,25 @@ def evaluate_checkpoint(
 ) -> EvaluationResult:
     """Run a trained model over a split and score it with the paper's metric.
 
-    The data settings (modalities, Sentinel-2 window, cloud filter, monthly average…) are those
-    stored in the checkpoint; only the root and split come from the arguments. Under DDP
+    The input settings (modalities, Sentinel-2 window, cloud filter, monthly average…) are those
+    the model was trained with, stored in the checkpoint; only the root and split come from the
+    arguments. Under DDP
     (``devices`` > 1) every patch is scored exactly once.
     """
-    from flairlc.training.checkpoint import datamodule_hparams, load_task
+    from flairlc.training.checkpoint import load_task
 
     task = load_task(checkpoint)
-    data = datamodule_hparams(checkpoint)
+    series = task.series_preprocessing
     dataset = FlairDataset(
         discover_patches(root, splits=(split,)),
         modalities=[*task.required_modalities, "mask"],
         nomenclature=task.hparams["nomenclature"],
         sat_patch_size=task.sat_patch_size,
-        filter_clouds=data.get("filter_clouds", False),
-        cloud_max_cover=data.get("cloud_max_cover", 0.5),
-        cloud_prob_threshold=data.get("cloud_prob_threshold", 60),
-        average_monthly=data.get("average_monthly", False),
-        reference_date=dt.date.fromisoformat(task.hparams["reference_date"]),
+        filter_clouds=series.filter_clouds,
+        cloud_max_cover=series.cloud_max_cover,
+        cloud_prob_threshold=series.cloud_prob_threshold,
+        average_monthly=series.average_monthly,
+        reference_date=series.reference_date,
         geo_enc_size=task.hparams["geo_enc_size"],
     )
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_flair)

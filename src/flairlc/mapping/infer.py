@@ -212,20 +212,37 @@ class _Mapper:
         self.weights = torch.from_numpy(blend_weights(layout.window)).to(self.device)
         self.windows_predicted = 0
 
+    def _sentinel_batch(self, items: list[tuple[np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
+        """Sentinel-2 windows centred on the aerial windows, preprocessed as in training."""
+        from flairlc.data.collate import pad_series
+        from flairlc.data.sentinel import SeriesPreprocessing
+
+        s, win = self.predictor.sat_patch_size, self.layout.window
+        preprocessing = getattr(self.predictor, "series_preprocessing", None)
+        if preprocessing is None:
+            preprocessing = SeriesPreprocessing(reference_date=self.predictor.reference_date)
+        series, days = [], []
+        for _, row0, col0 in items:
+            x, y = self.source.transform @ (col0 + win / 2, row0 + win / 2)
+            data = self.sentinel.read_window(x, y, s)
+            masks = self.sentinel.read_masks_window(x, y, s) if preprocessing.filter_clouds else None
+            one_series, one_days = preprocessing.apply(data, masks, self.sentinel.dates)
+            series.append(torch.from_numpy(one_series))
+            days.append(torch.from_numpy(one_days))
+        sentinel, pad_mask = pad_series(series)
+        dates_days, _ = pad_series(days)
+        return {
+            "sentinel": sentinel.to(self.device),
+            "dates_days": dates_days.to(self.device),
+            "sentinel_pad_mask": pad_mask.to(self.device),
+        }
+
     def _predict(self, items: list[tuple[np.ndarray, int, int]]) -> torch.Tensor:
         win = self.layout.window
         aerial = torch.from_numpy(np.stack([a for a, _, _ in items])).to(self.device)
         batch: dict[str, torch.Tensor] = {"aerial": aerial}
         if self.sentinel is not None:
-            s = self.predictor.sat_patch_size
-            sats = []
-            for _, row0, col0 in items:
-                x, y = self.source.transform @ (col0 + win / 2, row0 + win / 2)
-                sats.append(self.sentinel.read_window(x, y, s))
-            n, t = len(items), len(self.sentinel.dates_days)
-            batch["sentinel"] = torch.from_numpy(np.stack(sats)).to(self.device)
-            batch["dates_days"] = torch.from_numpy(np.tile(self.sentinel.dates_days, (n, 1))).to(self.device)
-            batch["sentinel_pad_mask"] = torch.zeros((n, t), dtype=torch.bool, device=self.device)
+            batch.update(self._sentinel_batch(items))
         with torch.inference_mode():
             proba = self.predictor.predict_proba(batch)
         expected = (len(items), self.predictor.num_classes, win, win)

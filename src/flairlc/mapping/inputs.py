@@ -202,8 +202,8 @@ class SentinelSeries:
     """A Sentinel-2 series folder (one 10-band GeoTIFF per date), read by coordinates.
 
     Layout (see ``docs/architecture.md``): ``{product_name}.tif`` per date, 10 bands uint16
-    reflectance x 10 000 at 10 m; ``{product_name}_masks.tif`` files are ignored here. Dates are
-    parsed from the product names and sorted.
+    reflectance x 10 000 at 10 m; ``{product_name}_masks.tif`` (cloud and snow probability) when
+    every date has one, for the cloud filter. Dates are parsed from the product names and sorted.
 
     Args:
         folder: the series folder.
@@ -244,6 +244,15 @@ class SentinelSeries:
                 # Reprojected onto the aerial CRS, at GDAL's chosen (about 10 m) resolution.
                 ds = self._stack.enter_context(WarpedVRT(ds, crs=crs, resampling=Resampling.bilinear))
             self._ds.append(ds)
+        mask_paths = [p.with_name(p.stem + "_masks.tif") for p in self.paths]
+        self._mask_ds: list | None = None
+        if all(m.is_file() for m in mask_paths):
+            self._mask_ds = []
+            for m in mask_paths:
+                ds = self._stack.enter_context(rasterio.open(m))
+                if ds.crs != crs:
+                    ds = self._stack.enter_context(WarpedVRT(ds, crs=crs, resampling=Resampling.nearest))
+                self._mask_ds.append(ds)
 
     def read_window(self, x: float, y: float, size: int) -> np.ndarray:
         """The ``size x size`` window of every date centred on the point ``(x, y)`` (aerial CRS).
@@ -256,6 +265,19 @@ class SentinelSeries:
         """
         out = np.empty((len(self._ds), SENTINEL_BANDS, size, size), dtype=np.float32)
         for t, ds in enumerate(self._ds):
+            row, col = ds.index(x, y)
+            out[t] = boundless_read(ds, row - size // 2, col - size // 2, size, size)
+        return out
+
+    def read_masks_window(self, x: float, y: float, size: int) -> np.ndarray | None:
+        """Cloud and snow probabilities ``(T, 2, size, size)`` (uint8) of the same window, or None.
+
+        Read from the ``{product_name}_masks.tif`` files; None when any date has none.
+        """
+        if self._mask_ds is None:
+            return None
+        out = np.empty((len(self._mask_ds), 2, size, size), dtype=np.uint8)
+        for t, ds in enumerate(self._mask_ds):
             row, col = ds.index(x, y)
             out[t] = boundless_read(ds, row - size // 2, col - size // 2, size, size)
         return out

@@ -18,6 +18,10 @@ class Predictor(Protocol):
         uses_sentinel: whether the model takes a Sentinel-2 time series.
         sat_patch_size: side ``S`` of the Sentinel-2 window, in 10 m pixels (default 40).
         reference_date: date that ``dates_days`` offsets are counted from.
+
+    A predictor may also have ``series_preprocessing``
+    (:class:`flairlc.data.sentinel.SeriesPreprocessing`): the cloud filter and monthly average it
+    was trained with, applied by the mapper to each window's series (none when absent).
     """
 
     num_classes: int

@@ -28,6 +28,8 @@ class FlairCLI(LightningCLI):
         parser.link_arguments("data.sat_patch_size", "model.sat_patch_size")
         parser.link_arguments("data.reference_date", "model.reference_date")
         parser.link_arguments("data.geo_enc_size", "model.geo_enc_size")
+        for key in ("filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly"):
+            parser.link_arguments(f"data.{key}", f"model.{key}")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         parser.set_defaults(
             {

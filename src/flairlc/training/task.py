@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.metadata import metadata_size
+from flairlc.data.sentinel import SeriesPreprocessing
 from flairlc.evaluation import (
     ConfusionAccumulator,
     EvaluationResult,
@@ -60,6 +61,9 @@ class SegmentationTask(L.LightningModule):
         augment: random horizontal/vertical flips and rot90 (p = 0.5 each) on training batches.
         sat_patch_size: Sentinel-2 window side (10 m pixels) the model expects.
         reference_date: origin of the date offsets, ``YYYY-MM-DD``.
+        filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly: the Sentinel-2
+            preprocessing the model is trained with (the data module's settings, linked by the
+            CLI); mapping applies the same to its series.
         aerial_resolution_m: aerial pixel size (metres).
         sentinel_resolution_m: Sentinel-2 pixel size (metres).
     """
@@ -86,6 +90,10 @@ class SegmentationTask(L.LightningModule):
         augment: bool = False,
         sat_patch_size: int = 40,
         reference_date: str = "2021-05-15",
+        filter_clouds: bool = False,
+        cloud_max_cover: float = 0.5,
+        cloud_prob_threshold: int = 60,
+        average_monthly: bool = False,
         aerial_resolution_m: float = 0.2,
         sentinel_resolution_m: float = 10.0,
     ) -> None:
@@ -146,6 +154,15 @@ class SegmentationTask(L.LightningModule):
     def reference_date(self) -> dt.date:
         """Origin of the date offsets."""
         return dt.date.fromisoformat(self.hparams["reference_date"])
+
+    @property
+    def series_preprocessing(self) -> SeriesPreprocessing:
+        """The Sentinel-2 preprocessing the model was trained with."""
+        h = self.hparams
+        return SeriesPreprocessing(
+            h["filter_clouds"], h["cloud_max_cover"], h["cloud_prob_threshold"], h["average_monthly"],
+            self.reference_date,
+        )
 
     @property
     def required_modalities(self) -> tuple[str, ...]:
@@ -348,10 +365,10 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
     missing = [m for m in task.required_modalities if m not in modalities]
     if modalities and missing:
         problems.append(f"the model reads {missing} but the data module loads only {sorted(modalities)}")
-    if "sentinel" in task.required_modalities and data_hparams.get("sat_patch_size", task.sat_patch_size) != task.sat_patch_size:
-        problems.append(
-            f"the model expects Sentinel-2 windows of {task.sat_patch_size} px, the data gives {data_hparams['sat_patch_size']}"
-        )
+    if "sentinel" in task.required_modalities:
+        for key in ("sat_patch_size", "filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "reference_date"):
+            if key in data_hparams and data_hparams[key] != task.hparams[key]:
+                problems.append(f"the model was set up with {key}={task.hparams[key]!r}, the data uses {data_hparams[key]!r}")
     if problems:
         raise ValueError("model and data do not fit: " + "; ".join(problems))
 

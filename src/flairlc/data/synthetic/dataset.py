@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +165,7 @@ def plan_dataset(
     patch_size: int = 512,
     test_domains: int | None = None,
     seed: int = 0,
+    area_tags: Sequence[str] | None = None,
 ) -> list[AreaPlan]:
     """Draw domains, areas, super-area grids and patch grids (no rendering, no I/O).
 
@@ -172,6 +174,10 @@ def plan_dataset(
     """
     if patch_size < 8 or areas_per_domain < 1 or patches_per_area < 1:
         raise ValueError("patch_size >= 8, areas_per_domain >= 1 and patches_per_area >= 1 needed")
+    tags = tuple(area_tags) if area_tags else _TAGS
+    bad = [t for t in tags if len(t) != 2 or set(t) - set(TAG_LETTERS)]
+    if bad:
+        raise ValueError(f"area tags must be two letters of {TAG_LETTERS!r}, got {bad}")
     rng = np.random.default_rng([seed, 1])
     plans = _domains(rng, domains, _n_test(domains, test_domains))
     patch_m = patch_size * AERIAL_PIXEL_M
@@ -198,7 +204,7 @@ def plan_dataset(
         for z in zones:
             x0 = round((cx + rng.uniform(-15_000, 15_000)) / SENTINEL_PIXEL_M) * SENTINEL_PIXEL_M
             y1 = round((cy + rng.uniform(-15_000, 15_000)) / SENTINEL_PIXEL_M) * SENTINEL_PIXEL_M
-            tag = str(rng.choice(_TAGS))
+            tag = str(rng.choice(tags))
             sat = Grid(x0, y1, side_px, side_px, SENTINEL_PIXEL_M)
             area = AreaPlan(len(areas), dom, f"Z{z}_{tag}", tag, int(rng.integers(2**31)), sat)
             # centre the tiling, offset by a few metres so patch edges miss the 10 m grid
@@ -275,6 +281,7 @@ def generate_dataset(
     test_domains: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    area_tags: Sequence[str] | None = None,
 ) -> SyntheticSummary:
     """Write a synthetic FLAIR #2 dataset (train and test trees, Sentinel-2, JSONs) under ``out``.
 
@@ -289,6 +296,8 @@ def generate_dataset(
             ``domains >= 2``).
         seed: same seed, byte-identical arrays.
         progress: show a progress bar over areas.
+        area_tags: land-cover tags the areas are drawn from, two letters of ``"UANF"`` (urban,
+            agricultural, natural, forest; the first dominates); default: all 16 pairs.
 
     Returns:
         A :class:`SyntheticSummary`.
@@ -297,7 +306,7 @@ def generate_dataset(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     areas = plan_dataset(
-        domains, areas_per_domain, patches_per_area, patch_size, test_domains, seed
+        domains, areas_per_domain, patches_per_area, patch_size, test_domains, seed, area_tags
     )
     centroids: dict[str, list[int]] = {}
     metadata: dict[str, dict] = {}
