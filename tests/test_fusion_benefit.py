@@ -22,7 +22,7 @@ from flairlc.training import SegmentationTask
 #: Baseline indices of herbaceous vegetation, agricultural land and plowed land.
 SEASONAL = [9, 10, 11]
 SAT_PATCH_SIZE = 16
-EPOCHS = 10
+EPOCHS = 20
 
 
 @pytest.fixture(scope="module")
