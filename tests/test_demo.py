@@ -27,6 +27,7 @@ def test_quick_demo_writes_the_report_and_its_files(quick_demo) -> None:
         evaluation = out / model / "evaluation"
         for name in ("evaluation.json", "per_class.csv", "confusion_matrix.png", "per_class_iou.png"):
             assert (evaluation / name).is_file(), evaluation / name
+    assert (out / "stats" / "class_distribution.png").is_file()
     for name in ("sample_patches.png", "seasonal_profiles.png", "map_2019.png", "map_2022.png", "areas.png"):
         assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "mapping" / "map_2022.tif").is_file() and (out / "mapping" / "change.tif").is_file()

@@ -1,6 +1,7 @@
 """``flairlc demo``: the FLAIR story end to end on synthetic data, with an HTML report.
 
-1. generate a synthetic FLAIR #2 dataset (train and test domains);
+1. generate a synthetic FLAIR #2 dataset (train and test domains), check it and draw its class
+   distribution;
 2. train the aerial-only U-Net and the U-T&T fusion with the same small CPU budget;
 3. evaluate both on the test domains with the paper's metric;
 4. map a synthetic orthophoto larger than a patch, for two survey years, with the better model,
@@ -24,6 +25,8 @@ from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 
 from flairlc.data import FlairDataModule, FlairDataset, collate_flair, discover_patches
+from flairlc.data.check import check_dataset
+from flairlc.data.stats import class_distribution
 from flairlc.data.synthetic import generate_dataset, generate_orthophoto
 from flairlc.demo.figures import (
     plot_area_table,
@@ -126,6 +129,13 @@ def run_demo(out: str | Path = "demo_output", quick: bool = False, seed: int = 0
         )
     timings["generate the dataset"] = time.perf_counter() - start
     console.print(f"dataset: {root}")
+    start = time.perf_counter()
+    report_check = check_dataset(root)
+    if not report_check.ok:
+        raise RuntimeError(f"the generated dataset fails `flairlc check`:\n{report_check.to_text()}")
+    stats_files = class_distribution(root).write_all(out / "stats")
+    console.print(f"flairlc check: {report_check.num_patches} patches, no errors; class distribution in {out / 'stats'}")
+    timings["check and class statistics"] = time.perf_counter() - start
 
     results: dict[str, EvaluationResult] = {}
     tasks: dict[str, SegmentationTask] = {}
@@ -142,7 +152,8 @@ def run_demo(out: str | Path = "demo_output", quick: bool = False, seed: int = 0
     timings["map, areas and change"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    figures = make_figures(tasks, root, out, settings, mapping)
+    figures = {"Class distribution of the dataset (share of pixels)": stats_files["plot"]}
+    figures.update(make_figures(tasks, root, out, settings, mapping))
     timings["figures and report"] = time.perf_counter() - start
     context = build_context(results, out, settings, figures, mapping, timings, best)
     report = write_report(out, context)
