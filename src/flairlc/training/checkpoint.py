@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,12 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
         CheckpointError: missing, unsafe or mismatching checkpoint, with the reason.
     """
     checkpoint = read_checkpoint(path)
+    # LightningCLI stores bookkeeping entries (``_instantiator``, ``_class_path``) beside the
+    # constructor arguments: keep only the latter.
+    accepted = inspect.signature(SegmentationTask.__init__).parameters
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
     try:
-        task = SegmentationTask(**checkpoint["hyper_parameters"])
+        task = SegmentationTask(**hparams)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its hyper-parameters do not build a model: {error}") from None
     try:
