@@ -143,6 +143,7 @@ margin:1rem 0}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+thead th{white-space:normal;vertical-align:bottom;max-width:7rem}
 th{background:#f3f3f3}td.text,th.text{text-align:left}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9rem;color:#555}
