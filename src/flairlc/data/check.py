@@ -307,6 +307,14 @@ class _Header:
     crs: Any
     transform: Any
 
+    @classmethod
+    def of(cls, dataset: Any) -> _Header:
+        """The header of an open rasterio dataset."""
+        return cls(
+            dataset.height, dataset.width, dataset.count, tuple(dataset.dtypes), dataset.crs,
+            dataset.transform,
+        )
+
 
 class _Checker:
     """Collects issues while checking one root; each method checks one kind of file."""
@@ -482,14 +490,7 @@ class _Checker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(path) as dataset:
-                    return _Header(
-                        dataset.height,
-                        dataset.width,
-                        dataset.count,
-                        tuple(dataset.dtypes),
-                        dataset.crs,
-                        dataset.transform,
-                    )
+                    return _Header.of(dataset)
         except Exception as error:  # noqa: BLE001 - any reader failure is a finding, not a crash
             self.error("unreadable", path, f"cannot open as a GeoTIFF ({_short(error)})")
             return None
@@ -525,14 +526,7 @@ class _Checker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(path) as dataset:
-                    header = _Header(
-                        dataset.height,
-                        dataset.width,
-                        dataset.count,
-                        tuple(dataset.dtypes),
-                        dataset.crs,
-                        dataset.transform,
-                    )
+                    header = _Header.of(dataset)
                     values = dataset.read(1)
         except Exception as error:  # noqa: BLE001 - any reader failure is a finding, not a crash
             self.error("unreadable", path, f"cannot read as a GeoTIFF ({_short(error)})")
