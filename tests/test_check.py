@@ -1,4 +1,4 @@
-"""`flairlc check` back-end: a clean root passes; each kind of corruption is caught and named."""
+"""`flairlc check`: a clean root passes; each kind of corruption is caught and named."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ import pytest
 import rasterio
 from rich.console import Console
 
-from flairlc.data.check import CheckReport, Issue, check_dataset, print_report
-from flairlc.data.layout import CENTROIDS_JSON_NAMES, METADATA_JSON_NAMES, find_json
+from flairlc.cli import main
+from flairlc.data.check import CheckReport, Issue, check_dataset, print_report, validate_records
+from flairlc.data.errors import FlairDataError
+from flairlc.data.layout import (
+    CENTROIDS_JSON_NAMES,
+    METADATA_JSON_NAMES,
+    discover_patches,
+    find_json,
+)
 
 IMAGES = "flair*_aerial_*/*/*/img/IMG_*.tif"
 MASKS = "flair*_labels_*/*/*/msk/MSK_*.tif"
@@ -379,3 +386,114 @@ def test_progress_bar_and_bad_window_size(synthetic_root: Path) -> None:
     assert check_dataset(synthetic_root, sat_patch_size=16, progress=True).ok
     with pytest.raises(ValueError, match="multiple of 8"):
         check_dataset(synthetic_root, sat_patch_size=30)
+
+
+# --------------------------------------------------------------------------------------------
+# Full and quick modes, workers, the command line, and the setup validation of training
+
+
+def corrupt_a_compressed_tile(image: Path) -> None:
+    """Recompress an image (deflate) and overwrite the inside of one tile: only decoding fails."""
+    rewrite_tif(image, read_tif(image), compress="deflate", tiled=True, blockxsize=32, blockysize=32)
+    with rasterio.open(image) as dataset:
+        offset = int(dataset.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+        size = int(dataset.get_tag_item("BLOCK_SIZE_1_1", "TIFF", bidx=1))
+    content = bytearray(image.read_bytes())
+    content[offset + 8 : offset + size - 8] = b"\xff" * (size - 16)
+    image.write_bytes(bytes(content))
+
+
+def test_full_check_reads_the_pixels_that_quick_skips(synthetic_copy: Path) -> None:
+    image = first(synthetic_copy, IMAGES)
+    corrupt_a_compressed_tile(image)
+    quick = check_dataset(synthetic_copy, quick=True)
+    assert quick.ok and quick.quick, quick.to_text()
+    full = check_dataset(synthetic_copy)
+    issue = assert_names(full, "unreadable", image)
+    assert "IReadBlock" in issue.message or "Read" in issue.message
+    assert "full" in full.to_text() and "quick" in quick.to_text()
+
+
+@pytest.mark.parametrize("keep", ["half", "3000 bytes"])
+@pytest.mark.parametrize("quick", [False, True])
+def test_truncated_image_is_found_in_both_modes(synthetic_copy: Path, keep: str, quick: bool) -> None:
+    image = first(synthetic_copy, IMAGES)
+    content = image.read_bytes()
+    image.write_bytes(content[: len(content) // 2 if keep == "half" else 3000])
+    report = check_dataset(synthetic_copy, quick=quick)
+    issue = assert_names(report, "truncated", image)
+    assert str(len(content)) in issue.message
+
+
+def test_one_and_two_workers_give_the_same_report(synthetic_copy: Path) -> None:
+    images = sorted(synthetic_copy.glob(IMAGES))
+    images[0].write_bytes(images[0].read_bytes()[:3000])
+    rewrite_tif(images[1], read_tif(images[1])[:4])
+    mask = mask_of(images[2])
+    array = read_tif(mask)
+    array[0, 0, 0] = 0
+    rewrite_tif(mask, array)
+    np.save(sen_file(first(synthetic_copy, SEN_DIRS), "_masks.npy"), np.zeros((2, 2), np.uint8))
+    one = check_dataset(synthetic_copy, workers=1)
+    two = check_dataset(synthetic_copy, workers=2, progress=True)
+    assert one.issues == two.issues and one.counts == two.counts
+    assert {"truncated", "bad-band-count", "bad-label-values", "bad-shape"} <= one.kinds("error")
+    with pytest.raises(ValueError, match="workers"):
+        check_dataset(synthetic_copy, workers=0)
+
+
+def test_metadata_entry_missing_a_field(synthetic_copy: Path) -> None:
+    image = first(synthetic_copy, IMAGES)
+    path = find_json(synthetic_copy, METADATA_JSON_NAMES)
+    assert path is not None
+    metadata = json.loads(path.read_text())
+    del metadata[image.stem]["patch_centroid_x"]
+    path.write_text(json.dumps(metadata))
+    issue = assert_names(check_dataset(synthetic_copy), "bad-metadata", image)
+    assert "patch_centroid_x" in issue.message and path.name in issue.message
+
+
+def test_aerial_tree_without_images(tmp_path: Path) -> None:
+    (tmp_path / "flair_aerial_train").mkdir()
+    report = check_dataset(tmp_path)
+    assert report.kinds() == {"no-patches"} and report.patch_size is None
+    assert "patch size" not in report.to_text()
+
+
+def test_command_line(synthetic_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["check", str(synthetic_copy), "--quick", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "quick" in out and "aerial patch size 64x64 px" in out
+    # A missing root: one line, no report.
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "nowhere" in captured.err and "does not exist" in captured.err
+    # An empty root: the error, and no patch size made up.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["check", str(empty)]) == 1
+    out = capsys.readouterr().out
+    assert "no aerial tree" in out and "patch size" not in out
+    assert main(["check", str(empty), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["patch_size"] is None
+
+
+def test_validate_records_reads_headers_and_names_the_first_bad_file(synthetic_copy: Path) -> None:
+    records = discover_patches(synthetic_copy, splits=("train",))
+    modalities = ("aerial", "mask", "sentinel", "metadata")
+    assert validate_records(records, modalities, 16) == (64, 64)
+    # A CRS does not matter to training: not an error here.
+    rewrite_tif(records[0].aerial_path, read_tif(records[0].aerial_path), crs="EPSG:4326")
+    assert validate_records(records, modalities, 16) == (64, 64)
+    rewrite_tif(records[1].aerial_path, read_tif(records[1].aerial_path)[:, :60])
+    records[2].centroid = (500, 500)
+    with pytest.raises(FlairDataError) as error_info:
+        validate_records(records, modalities, 16, root=synthetic_copy, workers=2)
+    message = str(error_info.value)
+    assert error_info.value.path == records[1].aerial_path
+    assert "60x64" in message and "2 more problems" in message
+    assert f"flairlc check {synthetic_copy}" in message
+    # Without the aerial modality, the image's size is not looked at (the mask's is).
+    with pytest.raises(FlairDataError, match="outside"):
+        validate_records(records, ("mask", "sentinel"), 16)

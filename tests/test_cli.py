@@ -27,7 +27,7 @@ def test_fit_then_evaluate_a_cli_checkpoint(synthetic_root: Path, tmp_path: Path
     config = Path(__file__).parents[1] / "configs" / "cpu" / "unet.yaml"
     main(["fit", "--config", str(config), "--data.root", str(synthetic_root), "--trainer.max_epochs", "1",
           "--trainer.enable_progress_bar", "false"])
-    checkpoint = tmp_path / "runs" / "cpu_unet" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = tmp_path / "runs" / "cpu_unet" / "checkpoints" / "last.ckpt"
     task = load_task(checkpoint)  # LightningCLI's extra hyper-parameter entries are ignored
     assert task.hparams["model"] == "unet" and task.hparams["model_kwargs"]["encoder_name"] == "resnet18"
     assert main(["evaluate", "--root", str(synthetic_root), "--checkpoint", str(checkpoint), "--out", "ev"]) == 0

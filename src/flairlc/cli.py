@@ -37,11 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-domains", type=int, default=None, help="domains in the test trees (default ~20%%)")
     synth.add_argument("--seed", type=int, default=0)
 
-    check = commands.add_parser("check", help="validate a FLAIR root and report every bad file")
+    check = commands.add_parser(
+        "check", help="validate a FLAIR root and report every bad file (reads every pixel)"
+    )
     check.add_argument("root", type=Path)
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--toy", action="store_true", help="check the toy trees")
     check.add_argument("--sat-patch-size", type=int, default=40)
+    check.add_argument(
+        "--quick", action="store_true",
+        help="read only the headers of aerial images and Sentinel-2 arrays (masks still in full)",
+    )
+    check.add_argument(
+        "--workers", type=int, default=None,
+        help="reading processes (default min(4, CPU count))",
+    )
 
     stats = commands.add_parser("stats", help="class distribution (paper's Table 2) as CSV, JSON and PNG")
     stats.add_argument("root", type=Path)
@@ -101,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flairlc`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        from flairlc.training.cli import run_lightning_cli
-
-        run_lightning_cli(argv)
-        return 0
+        return _lightning(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -115,6 +122,40 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"flairlc {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _lightning(argv: list[str]) -> int:
+    """Run a LightningCLI command; a data error ends it with one line and exit status 2."""
+    from flairlc.data.errors import FlairDataError
+    from flairlc.training.cli import run_lightning_cli
+
+    try:
+        run_lightning_cli(argv)
+    except FlairDataError as error:
+        return _data_error(argv[0], str(error))
+    except RuntimeError as error:
+        # A DataLoader worker re-raises the dataset's error as a RuntimeError holding its traceback.
+        message = _worker_data_error(error)
+        if message is None:
+            raise
+        return _data_error(argv[0], message)
+    return 0
+
+
+def _data_error(command: str, message: str) -> int:
+    if "flairlc check" not in message:  # met while reading a sample: other files may be bad too
+        message += "; run `flairlc check` on the dataset root to find every bad file"
+    print(f"flairlc {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def _worker_data_error(error: BaseException) -> str | None:
+    """The message of a FlairDataError raised in a DataLoader worker, or None."""
+    text = str(error)
+    if not text.startswith("Caught FlairDataError"):
+        return None
+    marker = "FlairDataError: "
+    return text.rsplit(marker, 1)[1].strip() if marker in text else None
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -132,7 +173,13 @@ def _synth(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from flairlc.data.check import check_dataset
 
-    report = check_dataset(args.root, toy=True if args.toy else None, sat_patch_size=args.sat_patch_size, progress=not args.json)
+    if not args.root.is_dir():
+        problem = "does not exist" if not args.root.exists() else "is not a folder"
+        raise FileNotFoundError(f"dataset root {args.root} {problem}")
+    report = check_dataset(
+        args.root, toy=True if args.toy else None, sat_patch_size=args.sat_patch_size,
+        progress=not args.json, quick=args.quick, workers=args.workers,
+    )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return 0 if report.ok else 1
 

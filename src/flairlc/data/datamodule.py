@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import os
 import random
+from collections.abc import Sized
 from pathlib import Path
 
 import lightning as L
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, RandomSampler
 
+from flairlc.data.check import validate_records
 from flairlc.data.collate import collate_flair
 from flairlc.data.dataset import FlairDataset
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import discover_patches, find_trees
+
+#: From this many patches, the file validation at setup shows a progress bar (about 1 ms a file).
+VALIDATION_PROGRESS_MIN_PATCHES = 5000
 
 
 class FlairDataModule(L.LightningDataModule):
@@ -22,6 +30,12 @@ class FlairDataModule(L.LightningDataModule):
     explicit list ``val_domains``, or a draw of ``val_fraction`` of the train domains seeded by
     ``split_seed``. The domains used are stored in the hyper-parameters (and so in every
     checkpoint and log) so that a run can be reproduced.
+
+    The loaders draw nothing from the global random generators: the training shuffle of each epoch
+    depends only on the global seed (``torch.initial_seed()`` when the module is built, i.e. the
+    ``seed_everything`` seed) and the epoch, and worker seeds come from a private generator. A run
+    resumed from a checkpoint then sees the same batches, and draws the same augmentations, as an
+    uninterrupted run.
 
     Args:
         root: FLAIR dataset root.
@@ -73,6 +87,10 @@ class FlairDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.hparams["modalities"] = modalities
         self.hparams["val_domains"] = list(val_domains)
+        # Loggers write the initial hyper-parameters (hparams.yaml): make them the values in use,
+        # with the drawn validation domains, not the arguments as given (val_domains: null).
+        self._hparams_initial = copy.deepcopy(self._hparams)
+        self.shuffle_seed = torch.initial_seed()
         self.datasets: dict[str, FlairDataset] = {}
 
     @property
@@ -107,21 +125,56 @@ class FlairDataModule(L.LightningDataModule):
                 raise FlairDataError(root, f"validation domains not in the train trees: {sorted(unknown)}")
             self.datasets["train"] = FlairDataset([r for r in records if r.domain not in val], **self.dataset_kwargs())
             self.datasets["val"] = FlairDataset([r for r in records if r.domain in val], **self.dataset_kwargs())
+            self.validate_files(("train", "val"))
         if stage in (None, "test") and "test" not in self.datasets:
             records = discover_patches(root, splits=("test",), toy=toy)
             if not records:
                 raise FlairDataError(root, "no test patches (expected a flair_2_aerial_test/ tree)")
             self.datasets["test"] = FlairDataset(records, **self.dataset_kwargs())
+            self.validate_files(("test",))
         if stage == "predict" and "predict" not in self.datasets:
             records = discover_patches(root, splits=(self.hparams["predict_split"],), toy=toy)
             self.datasets["predict"] = FlairDataset(records, **self.dataset_kwargs(with_labels=False))
+            self.validate_files(("predict",))
+
+    def validate_files(self, names: tuple[str, ...]) -> None:
+        """Check cheaply, before any step, the files that the named datasets will read.
+
+        Reads headers only (see :func:`flairlc.data.check.validate_records`): the size, band
+        count and dtype of every image and mask, whether each TIFF holds all its pixel blocks,
+        the Sentinel-2 ``.npy`` headers and product lists, centroids against the super-areas and
+        the metadata entries. Sets the datasets' ``patch_size``, so that a patch of another size
+        met later names its file rather than failing in the collate function. Uses up to
+        ``num_workers`` processes.
+
+        Raises:
+            FlairDataError: naming the first bad file and the problem, with a pointer to
+                ``flairlc check``.
+        """
+        datasets = [self.datasets[name] for name in names]
+        records = [record for dataset in datasets for record in dataset.records]
+        if not records:
+            return
+        workers = max(1, min(self.hparams["num_workers"], os.cpu_count() or 1))
+        trainer = getattr(self, "trainer", None)
+        progress = len(records) >= VALIDATION_PROGRESS_MIN_PATCHES and (
+            trainer is None or trainer.is_global_zero
+        )
+        patch_size = validate_records(
+            records, datasets[0].modalities, self.hparams["sat_patch_size"],
+            root=self.hparams["root"], workers=workers, progress=progress,
+        )
+        for dataset in datasets:
+            dataset.patch_size = patch_size
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         workers = self.hparams["num_workers"]
+        dataset = self.datasets[name]
         return DataLoader(
-            self.datasets[name],
+            dataset,
             batch_size=self.hparams["batch_size"],
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(dataset, self.shuffle_seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
             num_workers=workers,
             collate_fn=collate_flair,
             pin_memory=self.hparams["pin_memory"],
@@ -130,7 +183,12 @@ class FlairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        loader = self._loader("train", shuffle=True)
+        if self.trainer is not None:
+            # Lightning sets the epoch of the sampler at each epoch start, but starts iterating
+            # the loader before the first one: a resumed run must shuffle as its epoch, not as 0.
+            loader.sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -140,6 +198,28 @@ class FlairDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
+
+
+class EpochShuffleSampler(RandomSampler):
+    """A shuffle that is a function of a seed and the epoch only (Lightning calls ``set_epoch``).
+
+    A ``RandomSampler`` draws each epoch's order from the global generator, so an order depends on
+    every draw made before it; this one does not, and a resumed run shuffles as an uninterrupted
+    one. Being a ``RandomSampler``, it is replaced by Lightning's ``DistributedSampler`` under DDP.
+
+    Args:
+        data_source: the dataset (only its length is used).
+        seed: base seed; epoch ``e`` uses ``seed + e``.
+    """
+
+    def __init__(self, data_source: Sized, seed: int) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration draw the order of ``epoch`` (0-based)."""
+        self.generator = torch.Generator().manual_seed((self.seed + epoch) % 2**64)
 
 
 def draw_val_domains(

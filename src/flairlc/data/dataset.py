@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from flairlc.data.errors import FlairDataError
-from flairlc.data.layout import PatchRecord, discover_patches
+from flairlc.data.layout import CENTROIDS_JSON_NAMES, PatchRecord, discover_patches
 from flairlc.data.metadata import encode_metadata
 from flairlc.data.readers import read_aerial, read_mask
 from flairlc.data.sentinel import REFERENCE_DATE, SeriesPreprocessing, SuperArea
@@ -52,9 +52,15 @@ class FlairDataset(Dataset):
         average_monthly: average the kept dates per calendar month (dated on the 15th).
         reference_date: origin of ``dates_days``.
         geo_enc_size: size of the sinusoidal encoding of the patch centroid.
+        patch_size: expected aerial (and mask) size ``(H, W)`` in pixels, or None (then an image
+            and its mask must only agree); :class:`~flairlc.data.FlairDataModule` sets it from
+            the headers it validates.
 
     Raises:
         FlairDataError: when a requested modality is missing for a patch (the message names it).
+            Reading a sample raises it too, naming the file and the problem: unreadable or
+            truncated file, wrong dtype, band count or size, label values outside 1..19,
+            metadata entry that cannot be encoded, centroid window outside the super-area.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class FlairDataset(Dataset):
         average_monthly: bool = False,
         reference_date: dt.date = REFERENCE_DATE,
         geo_enc_size: int = 32,
+        patch_size: tuple[int, int] | None = None,
     ) -> None:
         unknown = set(modalities) - set(MODALITIES)
         if unknown:
@@ -83,6 +90,7 @@ class FlairDataset(Dataset):
             filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date
         )
         self.geo_enc_size = geo_enc_size
+        self.patch_size = tuple(patch_size) if patch_size is not None else None
         self._super_areas: dict[Path, SuperArea] = {}
         self._check_records()
 
@@ -107,19 +115,39 @@ class FlairDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         sample: dict[str, Any] = {"id": record.id, "domain": record.domain, "index": index}
+        size = self.patch_size
         if "aerial" in self.modalities:
-            sample["aerial"] = torch.from_numpy(read_aerial(record.aerial_path))
+            aerial = read_aerial(record.aerial_path, size=size)
+            sample["aerial"] = torch.from_numpy(aerial)
+            size = aerial.shape[1:]
         if "mask" in self.modalities:
             assert record.mask_path is not None
-            sample["mask"] = torch.from_numpy(read_mask(record.mask_path, self.nomenclature).astype(np.int64))
+            mask = read_mask(record.mask_path, self.nomenclature)
+            _check_mask_size(record, mask.shape, size, from_image="aerial" in self.modalities)
+            sample["mask"] = torch.from_numpy(mask.astype(np.int64))
         if "sentinel" in self.modalities:
             series, days = self.sentinel_window(record)
             sample["sentinel"] = torch.from_numpy(series)
             sample["dates_days"] = torch.from_numpy(days)
         if "metadata" in self.modalities:
-            assert record.metadata is not None
-            sample["metadata"] = torch.from_numpy(encode_metadata(record.metadata, self.geo_enc_size))
+            sample["metadata"] = torch.from_numpy(self.encoded_metadata(record))
         return sample
+
+    def encoded_metadata(self, record: PatchRecord) -> np.ndarray:
+        """The encoded aerial metadata of a patch, float32 ``(geo_enc_size + 13,)``.
+
+        Raises:
+            FlairDataError: naming the patch and the JSON file when its entry cannot be encoded.
+        """
+        assert record.metadata is not None
+        try:
+            return encode_metadata(record.metadata, self.geo_enc_size)
+        except (KeyError, TypeError, ValueError):
+            problem = metadata_problem(record.metadata, self.geo_enc_size) or "cannot be encoded"
+            json_name = record.metadata_json.name if record.metadata_json else "the aerial metadata JSON"
+            raise FlairDataError(
+                record.aerial_path, f"its entry IMG_{record.id} in {json_name} {problem}"
+            ) from None
 
     def sentinel_window(self, record: PatchRecord) -> tuple[np.ndarray, np.ndarray]:
         """The preprocessed Sentinel-2 series of a patch.
@@ -130,7 +158,16 @@ class FlairDataset(Dataset):
         assert record.sentinel is not None and record.centroid is not None
         super_area = self._super_area(record)
         row, col = record.centroid
-        data, masks = super_area.window(row, col, self.sat_patch_size)
+        size = self.sat_patch_size
+        if window_outside_entirely(super_area.shape, row, col, size):
+            height, width = super_area.shape
+            json_name = record.centroids_json.name if record.centroids_json else "the centroids JSON"
+            raise FlairDataError(
+                record.aerial_path,
+                f"its centroid ({row}, {col}) in {json_name} puts the {size}x{size} Sentinel-2 "
+                f"window entirely outside the {height}x{width} super-area {record.sentinel.data.name}",
+            )
+        data, masks = super_area.window(row, col, size)
         return self.preprocessing.apply(data, masks, super_area.dates)
 
     def _super_area(self, record: PatchRecord) -> SuperArea:
@@ -150,8 +187,8 @@ class FlairDataset(Dataset):
             if modality not in self.modalities:
                 continue
             missing = [r for r in self.records if getattr(r, attribute) is None]
-            if modality == "sentinel":
-                missing += [r for r in self.records if r.sentinel and r.centroid is None]
+            if modality == "sentinel" and not missing:
+                self._check_centroids()
             if missing:
                 first = missing[0]
                 raise FlairDataError(
@@ -160,8 +197,71 @@ class FlairDataset(Dataset):
                     f"'{modality}' modality (first: {first.id}); run `flairlc check` on the root",
                 )
 
+    def _check_centroids(self) -> None:
+        missing = [r for r in self.records if r.sentinel and r.centroid is None]
+        if missing:
+            first = missing[0]
+            json_name = first.centroids_json.name if first.centroids_json else None
+            where = (
+                f"no {first.name} entry in {json_name}"
+                if json_name
+                else f"no centroids JSON at the root ({CENTROIDS_JSON_NAMES[0]}) for {first.name}"
+            )
+            raise FlairDataError(
+                first.aerial_path,
+                f"{where}: its Sentinel-2 window is unknown, needed for the 'sentinel' modality "
+                f"({len(missing)} patch(es) lack a centroid); run `flairlc check` on the root",
+            )
+
     def __getstate__(self) -> dict[str, Any]:
         # Memory maps are reopened in each DataLoader worker rather than pickled.
         state = self.__dict__.copy()
         state["_super_areas"] = {}
         return state
+
+
+def metadata_problem(entry: Any, geo_enc_size: int = 32) -> str | None:
+    """Why a patch's aerial metadata entry cannot be encoded, or None when it can.
+
+    Args:
+        entry: the patch's value in the aerial metadata JSON.
+        geo_enc_size: as in :func:`flairlc.data.encode_metadata`.
+
+    Returns:
+        The problem in words completing "entry IMG_… in FILE …", e.g. ``"lacks the field 'date'"``.
+    """
+    if not isinstance(entry, dict):
+        return f"is not a JSON object ({type(entry).__name__})"
+    try:
+        encode_metadata(entry, geo_enc_size)
+    except KeyError as error:
+        return f"lacks the field {error.args[0]!r}"
+    except (TypeError, ValueError) as error:
+        return f"has a bad value ({error})"
+    return None
+
+
+def _check_mask_size(
+    record: PatchRecord, shape: tuple[int, ...], size: tuple[int, ...] | None, from_image: bool
+) -> None:
+    """A mask must have its image's size (or the dataset's, when no image is read)."""
+    if size is None or tuple(shape) == tuple(size):
+        return
+    assert record.mask_path is not None
+    found, expected = f"{shape[0]}x{shape[1]}", f"{size[0]}x{size[1]}"
+    if from_image:
+        # Which of the two is wrong is unknown here: name both.
+        raise FlairDataError(
+            record.aerial_path,
+            f"aerial image is {expected} px but its mask {record.mask_path.name} is {found} px",
+        )
+    raise FlairDataError(record.mask_path, f"label mask is {found} px, expected {expected}")
+
+
+def window_outside_entirely(shape: tuple[int, int], row: int, col: int, size: int) -> bool:
+    """Whether a ``size × size`` window centred on ``(row, col)`` misses an ``(H, W)`` array.
+
+    Such a window cannot be edge-padded (see :func:`flairlc.data.sentinel.window_slice`).
+    """
+    top, left = row - size // 2, col - size // 2
+    return top >= shape[0] or left >= shape[1] or top + size <= 0 or left + size <= 0

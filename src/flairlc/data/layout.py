@@ -44,6 +44,8 @@ class PatchRecord:
         sentinel: the area's Sentinel-2 super-area files, or None.
         centroid: ``(row, col)`` of the patch centre in the super-area, or None.
         metadata: the patch's aerial metadata (all fields kept), or None.
+        centroids_json: the root's centroids JSON file (for messages), or None when absent.
+        metadata_json: the root's aerial metadata JSON file (for messages), or None when absent.
     """
 
     id: str
@@ -55,6 +57,8 @@ class PatchRecord:
     sentinel: SuperAreaPaths | None = None
     centroid: tuple[int, int] | None = None
     metadata: dict[str, Any] | None = field(default=None, repr=False)
+    centroids_json: Path | None = field(default=None, repr=False)
+    metadata_json: Path | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -71,6 +75,8 @@ def find_trees(root: str | Path, toy: bool | None = None) -> dict[tuple[str, str
             when there are any, else the toy ones.
     """
     root = Path(root)
+    if not root.exists():
+        raise FlairDataError(root, "dataset root does not exist")
     if not root.is_dir():
         raise FlairDataError(root, "dataset root is not a folder")
     full: dict[tuple[str, str], list[Path]] = defaultdict(list)
@@ -159,6 +165,8 @@ def discover_patches(
                     sentinel=sentinel.get((domain, area)),
                     centroid=centroid,
                     metadata=metadata.get(f"IMG_{patch_id}"),
+                    centroids_json=centroids_path,
+                    metadata_json=metadata_path,
                 )
             )
     return records

@@ -4,11 +4,16 @@ A FLAIR super-area is three files in an area's ``sen/`` folder:
 
 - ``…_data.npy``: uint16 ``(T, 10, H, W)``, bands B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12 at
   10 m, surface reflectance ×10 000;
-- ``…_masks.npy``: uint8 ``(T, 2, H, W)``, cloud and snow probability (0–100) per date;
+- ``…_masks.npy``: uint8 ``(T, 2, H, W)``, per date the snow probability (channel 0) and the
+  cloud probability (channel 1), 0–100;
 - ``…_products.txt``: T product names; the acquisition date ``YYYYMMDD`` is at offsets 11–18.
 
 Everything here is vectorized over dates and pixels; arrays stay memory-mapped until a window is
 sliced out of them.
+
+How a window becomes a model input is a :class:`SeriesPreprocessing`, whose ``profile`` names a
+:class:`PreprocessingProfile`: ``"flairlc"`` (this project's fixes, the default) or ``"paper"``
+(the official FLAIR-2 code where it changes results). ``docs/fidelity.md`` lists every difference.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ SENTINEL_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 REFERENCE_DATE = dt.date(2021, 5, 15)
 #: Sentinel-2 pixel size in metres.
 SENTINEL_PIXEL_SIZE_M = 10.0
+#: Channels of a ``…_masks.npy`` array (and of a mapping ``{product}_masks.tif``, bands 1 and 2).
+SNOW_CHANNEL = 0
+CLOUD_CHANNEL = 1
 _DATE_SLICE = slice(11, 19)
 
 
@@ -105,9 +113,14 @@ class SuperArea:
             self.dates = [product_date(name) for name in products]
         except ValueError as error:
             raise FlairDataError(paths.products, str(error)) from None
-        lengths = {"data": self.data.shape[0], "masks": self.masks.shape[0], "products": len(products)}
+        lengths = {
+            paths.data.name: self.data.shape[0],
+            paths.masks.name: self.masks.shape[0],
+            paths.products.name: len(products),
+        }
         if len(set(lengths.values())) != 1:
-            raise FlairDataError(paths.data, f"number of dates T differs between files: {lengths}")
+            detail = ", ".join(f"{name}: {length}" for name, length in lengths.items())
+            raise FlairDataError(paths.data, f"number of dates T differs between files ({detail})")
         if self.data.shape[2:] != self.masks.shape[2:]:
             raise FlairDataError(
                 paths.masks, f"spatial size {self.masks.shape[2:]} differs from data {self.data.shape[2:]}"
@@ -127,8 +140,14 @@ class SuperArea:
 
         Returns:
             ``data`` uint16 ``(T, 10, size, size)`` and ``masks`` uint8 ``(T, 2, size, size)``.
+
+        Raises:
+            FlairDataError: naming the data file, when the window lies entirely outside.
         """
-        return window_slice(self.data, row, col, size), window_slice(self.masks, row, col, size)
+        try:
+            return window_slice(self.data, row, col, size), window_slice(self.masks, row, col, size)
+        except ValueError as error:
+            raise FlairDataError(self.paths.data, str(error)) from None
 
 
 def window_slice(array: np.ndarray, row: int, col: int, size: int) -> np.ndarray:

@@ -1,0 +1,165 @@
+"""Run folders and resuming: `flairlc fit --ckpt_path last` continues a run exactly.
+
+Every run here is the CPU U-Net config on the session's small synthetic root, in its own
+``--run_dir``; a straight run of ``EPOCHS`` epochs is the reference the interrupted runs must equal
+bit for bit (weights and ``metrics.csv``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from flairlc.cli import main
+from flairlc.data.datamodule import draw_val_domains
+from flairlc.training import read_checkpoint
+
+CONFIG = Path(__file__).parents[1] / "configs" / "cpu" / "unet.yaml"
+EPOCHS = 3
+#: Seconds to wait for the first checkpoint of the run that is then killed.
+FIRST_CHECKPOINT_TIMEOUT_S = 120
+
+
+def fit_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
+    """``flairlc fit`` of the CPU U-Net config on ``root`` in ``run_dir``."""
+    return [
+        "fit", "--config", str(CONFIG), "--data.root", str(root), "--run_dir", str(run_dir),
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--trainer.log_every_n_steps", "1", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def straight_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of an uninterrupted run of ``EPOCHS`` epochs."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    assert main(fit_args(synthetic_root, run, "--trainer.max_epochs", str(EPOCHS))) == 0
+    return run
+
+
+def assert_same_run(expected: Path, actual: Path) -> None:
+    """Same final weights (bit for bit), same training progress and the same ``metrics.csv``."""
+    a = read_checkpoint(expected / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(actual / "checkpoints" / "last.ckpt")
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"])
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    different = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
+    assert not different, f"weights differ: {different[:5]}"
+    assert (expected / "metrics.csv").read_text() == (actual / "metrics.csv").read_text()
+
+
+def test_a_run_writes_one_fixed_folder(straight_run: Path) -> None:
+    names = sorted(p.name for p in straight_run.iterdir())
+    assert names == ["checkpoints", "config.yaml", "hparams.yaml", "metrics.csv", "tensorboard"]
+    checkpoints = sorted(p.name for p in (straight_run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints
+    assert all(n == "last.ckpt" or (n.startswith("best-epoch=") and "-val_loss=" in n) for n in checkpoints)
+    assert read_checkpoint(straight_run / "checkpoints" / "last.ckpt")["epoch"] == EPOCHS - 1
+    assert list((straight_run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_run_stopped_then_continued_equals_a_straight_run(
+    straight_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    assert main(fit_args(synthetic_root, run, "--trainer.max_epochs", str(EPOCHS - 1))) == 0
+    assert main(fit_args(synthetic_root, run, "--trainer.max_epochs", str(EPOCHS), "--ckpt_path", "last")) == 0
+    assert_same_run(straight_run, run)
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_weights_and_metrics(
+    straight_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    # Two loader workers here, none in the straight run: the batches must not depend on them.
+    args = fit_args(synthetic_root, run, "--trainer.max_epochs", str(EPOCHS), "--data.num_workers", "2")
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same float sums as here
+    process = subprocess.Popen([sys.executable, "-m", "flairlc.cli", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + FIRST_CHECKPOINT_TIMEOUT_S
+        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert read_checkpoint(last)["epoch"] < EPOCHS - 1
+
+    assert main([*args, "--ckpt_path", "last"]) == 0
+    assert_same_run(straight_run, run)
+
+
+def test_resume_with_nothing_to_resume_fails_with_a_clear_message(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "empty"
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(synthetic_root, run, "--ckpt_path", "last"))
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("flairlc fit: error: --ckpt_path last: no checkpoint to resume")
+    assert str(run / "checkpoints" / "last.ckpt") in message
+    assert not run.exists()  # nothing trained from scratch
+
+
+def test_a_new_run_in_a_folder_that_holds_one_is_refused(
+    straight_run: Path, synthetic_root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    metrics = (straight_run / "metrics.csv").read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(synthetic_root, straight_run, "--trainer.max_epochs", "1"))
+    assert exit_info.value.code == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (straight_run / "metrics.csv").read_text() == metrics
+
+
+def test_hparams_and_config_list_the_drawn_validation_domains(straight_run: Path, synthetic_root: Path) -> None:
+    drawn = draw_val_domains(synthetic_root, val_fraction=0.15, seed=2022)  # the config's draw
+    assert drawn
+    hparams = yaml.safe_load((straight_run / "hparams.yaml").read_text())
+    config = yaml.safe_load((straight_run / "config.yaml").read_text())
+    assert hparams["val_domains"] == drawn
+    assert config["data"]["val_domains"] == drawn
+    assert read_checkpoint(straight_run / "checkpoints" / "last.ckpt")["datamodule_hyper_parameters"]["val_domains"] == drawn
+
+
+def test_test_and_predict_write_beside_the_training_logs(straight_run: Path, synthetic_root: Path) -> None:
+    before = {name: (straight_run / name).read_bytes() for name in ("config.yaml", "hparams.yaml", "metrics.csv")}
+    common = ["--config", str(CONFIG), "--data.root", str(synthetic_root), "--run_dir", str(straight_run),
+              "--trainer.enable_progress_bar", "false"]
+    assert main(["test", *common, "--ckpt_path", "best"]) == 0
+    assert (straight_run / "evaluation" / "evaluation.json").is_file()
+    assert main(["predict", *common, "--ckpt_path", "last"]) == 0
+    assert list((straight_run / "predictions").glob("PRED_*.tif"))
+    # Neither replaced the training logs nor opened another folder.
+    assert {name: (straight_run / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in straight_run.iterdir()) == [
+        "checkpoints", "config.yaml", "evaluation", "hparams.yaml", "metrics.csv", "predictions", "tensorboard",
+    ]
+
+
+def test_epoch_shuffle_depends_on_the_seed_and_epoch_only() -> None:
+    from flairlc.data.datamodule import EpochShuffleSampler
+
+    data = list(range(50))
+    first, again, other_seed = EpochShuffleSampler(data, seed=7), EpochShuffleSampler(data, seed=7), EpochShuffleSampler(data, seed=8)
+    torch.manual_seed(0)
+    first.set_epoch(3)
+    orders = list(first)
+    torch.rand(100)  # draws from the global generator change nothing
+    again.set_epoch(3)
+    other_seed.set_epoch(3)
+    assert list(again) == orders and sorted(orders) == data
+    assert list(other_seed) != orders
+    again.set_epoch(4)
+    assert list(again) != orders
