@@ -132,9 +132,9 @@ def profile_case(tmp_path: Path) -> tuple[Path, dict]:
     )
     data[:, 2, r0 : r0 + 2, c0 : c0 + 2] = red
     data[:, 6, r0 : r0 + 2, c0 : c0 + 2] = nir
-    masks[1, 0] = 95  # cloudy date
-    masks[2, 1, r0, c0] = 60  # snow at threshold: excluded
-    masks[2, 1, r0 + 1, c0] = 59  # below threshold: kept
+    masks[1, 1] = 95  # cloudy date (channel 1: cloud)
+    masks[2, 0, r0, c0] = 60  # snow (channel 0) at threshold: excluded
+    masks[2, 0, r0 + 1, c0] = 59  # below threshold: kept
     ndvi = (nir.astype(float) - red) / (nir.astype(float) + red)  # (T, 2, 2)
     keep = np.ones_like(ndvi, dtype=bool)
     keep[1] = False

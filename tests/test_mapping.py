@@ -287,7 +287,7 @@ def test_input_errors_name_the_file(rasters, tmp_path):
         map_raster(FakePredictor(), nocrs, tmp_path / "m.tif", progress=False)
     far = _write(tmp_path / "elev_far.tif", rng.integers(0, 255, (1, 64, 64), dtype=np.uint8),
                  transform=Affine(PIXEL_M, 0, ORIGIN_X + 10_000, 0, -PIXEL_M, ORIGIN_Y))
-    with pytest.raises(MappingInputError, match="elev_far.tif.*does not cover"):
+    with pytest.raises(MappingInputError, match="elev_far.tif.*does not overlap"):
         map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=far, progress=False)
     assert not (tmp_path / "m.tif").exists()
 
@@ -351,9 +351,10 @@ def test_sentinel_window_centred_by_coordinates(tmp_path):
         assert win[0, 0, 20, 20] == 50 * 200 + 30
         assert win[0, 0, 0, 0] == 30 * 200 + 10 and win[0, 0, 39, 39] == 69 * 200 + 49
         np.testing.assert_array_equal(win[:, 1, 0, 0], [1, 0])  # sorted by date
-        # Near the edge: the part outside the file is zeros, the shape is kept.
+        # Near the edge: the part outside the file repeats its edge pixels (as the dataset does).
         edge = series.read_window(S2_ORIGIN_X + 5.0, S2_ORIGIN_Y - 5.0, 40)
         assert edge.shape == (2, 10, 40, 40) and edge[0, 0, 19, 19] == 0 and edge[0, 0, 20, 20] == 0
+        assert edge[0, 0, 0, 25] == 5 and edge[0, 0, 25, 0] == 5 * 200
     finally:
         series.close()
 

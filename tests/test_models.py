@@ -305,6 +305,23 @@ def test_utt_gradients_reach_both_branches_and_fusion():
     assert model.fusion.collapsed[-1][0].weight.grad.abs().sum() > 0
 
 
+def test_utt_zero_init_fusion_starts_as_the_unet_and_then_learns():
+    model = _small_utt(fusion_zero_init=True)
+    aerial = torch.rand(2, 5, 64, 64)
+    sentinel, dates = _series(2, 3, 16)
+    with torch.no_grad():
+        fused = model(aerial, sentinel, dates)
+        alone = model(aerial)
+    assert torch.equal(fused.logits, alone.logits)  # the fusion adds exact zeros at first
+    assert not torch.equal(_small_utt()(aerial, sentinel, dates).logits, alone.logits)
+    # the zeroed last layers still receive gradients, so the fusion can grow
+    model.train()
+    out = model(aerial, sentinel, dates)
+    torch.nn.functional.cross_entropy(out.logits, torch.randint(0, K, (2, 64, 64))).backward()
+    assert model.fusion.cropped[-1].weight.grad.abs().sum() > 0
+    assert model.fusion.collapsed[-1][-1].weight.grad.abs().sum() > 0
+
+
 def test_footprint_from_geometry():
     assert sentinel_footprint_px(256) == 5
     assert sentinel_footprint_px(512) == 10

@@ -29,9 +29,14 @@ FIRST_CHECKPOINT_TIMEOUT_S = 120
 
 
 def fit_args(root: Path, run_dir: Path, *extra: str) -> list[str]:
-    """``flairlc fit`` of the CPU U-Net config on ``root`` in ``run_dir``."""
+    """``flairlc fit`` of the CPU U-Net config on ``root`` in ``run_dir``.
+
+    With a constant learning rate: a stopped run continued to a higher ``max_epochs`` can only
+    equal a straight run when the schedule does not depend on ``max_epochs`` (a cosine one does).
+    """
     return [
         "fit", "--config", str(CONFIG), "--data.root", str(root), "--run_dir", str(run_dir),
+        "--model.scheduler", "null",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--trainer.log_every_n_steps", "1", *extra,
     ]

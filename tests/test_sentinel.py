@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from flairlc.data.sentinel import (
+    CLOUD_CHANNEL,
+    SNOW_CHANNEL,
     dates_to_days,
     filter_cloudy_dates,
     monthly_average,
@@ -53,11 +55,11 @@ def test_window_at_the_border_keeps_its_size_and_replicates_edges() -> None:
 
 def test_cloudy_dates_above_threshold_are_dropped_others_kept() -> None:
     masks = np.zeros((4, 2, 10, 10), dtype=np.uint8)
-    masks[1, 0, :6] = 80  # 60 % cloud at probability 80: dropped
-    masks[2, 0, :4] = 90  # 40 % cloud: kept
-    masks[3, 1, :, :] = 59  # snow just below the probability threshold: kept
+    masks[1, CLOUD_CHANNEL, :6] = 80  # 60 % cloud at probability 80: dropped
+    masks[2, CLOUD_CHANNEL, :4] = 90  # 40 % cloud: kept
+    masks[3, SNOW_CHANNEL, :, :] = 59  # snow just below the probability threshold: kept
     np.testing.assert_array_equal(filter_cloudy_dates(masks, 0.5, 60), [0, 2, 3])
-    masks[3, 1, :, :] = 60  # at the threshold: covered everywhere, dropped
+    masks[3, SNOW_CHANNEL, :, :] = 60  # at the threshold: covered everywhere, dropped
     np.testing.assert_array_equal(filter_cloudy_dates(masks, 0.5, 60), [0, 2])
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from flairlc.data.sentinel import CLOUD_CHANNEL
 from flairlc.data.synthetic import (
     OrthophotoYear,
     SyntheticSummary,
@@ -217,7 +218,7 @@ def test_field_classes_differ_only_in_season() -> None:
     frac, shift = class_fractions(scene, sat)
     days = [dt.date(2021, m, 15) for m in range(1, 13)]
     data, masks = render_series(frac, shift, days, sat, np.random.default_rng(1), seed=1)
-    clear = masks[:, 0].mean((1, 2)) < 5
+    clear = masks[:, CLOUD_CHANNEL].mean((1, 2)) < 5
     assert clear.sum() >= 5
     index = ndvi(data)[clear]
     profile = {
@@ -240,7 +241,7 @@ def test_clouds_match_masks(dataset: tuple[Path, SyntheticSummary]) -> None:
     cloudy_pixels = 0
     for data_path in _files(root, "*/*/*/sen/*_data.npy"):
         data = np.load(data_path)
-        cloud = np.load(str(data_path).replace("_data.npy", "_masks.npy"))[:, 0]
+        cloud = np.load(str(data_path).replace("_data.npy", "_masks.npy"))[:, CLOUD_CHANNEL]
         blue = data[:, 0]
         dense = cloud >= 80
         cloudy_pixels += int(dense.sum())

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -36,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dates", type=int, default=20, help="Sentinel-2 dates per year (default 20)")
     synth.add_argument("--test-domains", type=int, default=None, help="domains in the test trees (default ~20%%)")
     synth.add_argument("--seed", type=int, default=0)
+
+    territory = commands.add_parser(
+        "synth-territory",
+        help="generate the inputs of `flairlc map` to try it: orthophoto, elevation, Sentinel-2, zones",
+    )
+    territory.add_argument("out", type=Path, help="output folder (one sub-folder per year)")
+    territory.add_argument("--size", type=int, default=2560, help="aerial side in 0.2 m pixels (default 2560: 512 m)")
+    territory.add_argument("--years", type=int, nargs="+", default=[2019, 2022], help="survey years (default 2019 2022)")
+    territory.add_argument("--dates", type=int, default=12, help="Sentinel-2 dates per year (default 12)")
+    territory.add_argument("--change-fraction", type=float, default=0.1,
+                           help="share of the area whose land cover changes between years (default 0.1)")
+    territory.add_argument("--seed", type=int, default=0)
 
     check = commands.add_parser(
         "check", help="validate a FLAIR root and report every bad file (reads every pixel)"
@@ -85,7 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("--probabilities", type=Path, help="also write class probabilities (uint8) here")
     mapping.add_argument("--vector", type=Path, help="also polygonize the map into this GeoPackage")
     mapping.add_argument("--min-area-m2", type=float, default=0.0, help="drop polygons smaller than this")
-    mapping.add_argument("--resolution-policy", choices=("resample", "error"), default="resample")
+    mapping.add_argument(
+        "--resolution-policy", choices=("resample", "error"), default="resample",
+        help="an input at another resolution (aerial/elevation 0.2 m, Sentinel-2 10 m): resample "
+             "it with a warning (default) or refuse it",
+    )
+    mapping.add_argument(
+        "--coverage-policy", choices=("error", "warn"), default="error",
+        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, or "
+             "a series without the cloud masks the model needs: refuse (default) or warn and map "
+             "what is covered (nodata elsewhere). No overlap at all is always an error",
+    )
     mapping.add_argument("--device", default="cpu")
 
     areas = commands.add_parser("areas", help="area per class (m², ha, %%), overall and per zone")
@@ -117,22 +140,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"flairlc {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    from flairlc.outputs import OutputError
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning(args.command)
+        try:
+            return COMMANDS[args.command](args)
+        except (ValueError, FileNotFoundError, OutputError) as error:
+            return _error(args.command, str(error))
+
+
+def _one_line_warning(command: str):
+    """``warnings.showwarning`` for the commands: user warnings as one ``flairlc CMD: warning: …`` line."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, UserWarning):
+            print(f"flairlc {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _error(command: str, message: str) -> int:
+    """Print ``flairlc CMD: error: MESSAGE`` on one line; the exit status of a refused command."""
+    print(f"flairlc {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 def _lightning(argv: list[str]) -> int:
-    """Run a LightningCLI command; a data error ends it with one line and exit status 2."""
+    """Run a LightningCLI command; a data, checkpoint or output error ends it with one line, status 2."""
     from flairlc.data.errors import FlairDataError
+    from flairlc.outputs import OutputError
+    from flairlc.training.checkpoint import CheckpointError
     from flairlc.training.cli import run_lightning_cli
 
     try:
         run_lightning_cli(argv)
     except FlairDataError as error:
         return _data_error(argv[0], str(error))
+    except (CheckpointError, OutputError) as error:
+        return _error(argv[0], str(error))
     except RuntimeError as error:
         # A DataLoader worker re-raises the dataset's error as a RuntimeError holding its traceback.
         message = _worker_data_error(error)
@@ -145,8 +194,7 @@ def _lightning(argv: list[str]) -> int:
 def _data_error(command: str, message: str) -> int:
     if "flairlc check" not in message:  # met while reading a sample: other files may be bad too
         message += "; run `flairlc check` on the dataset root to find every bad file"
-    print(f"flairlc {command}: error: {' '.join(message.split())}", file=sys.stderr)
-    return 2
+    return _error(command, message)
 
 
 def _worker_data_error(error: BaseException) -> str | None:
@@ -160,13 +208,44 @@ def _worker_data_error(error: BaseException) -> str | None:
 
 def _synth(args: argparse.Namespace) -> int:
     from flairlc.data.synthetic import generate_dataset
+    from flairlc.outputs import check_writable_dir
 
-    summary = generate_dataset(
+    check_writable_dir(args.out, "dataset root")
+    s = generate_dataset(
         args.out, domains=args.domains, areas_per_domain=args.areas_per_domain,
         patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
         test_domains=args.test_domains, seed=args.seed, progress=True,
     )
-    print(summary)
+    print(f"synthetic FLAIR #2 dataset written to {s.out} in {s.seconds:.1f} s: {s.n_patches} patches of "
+          f"{s.patch_size} x {s.patch_size} px in {s.n_areas} areas, {s.n_dates} Sentinel-2 dates per area")
+    print(f"  train: {s.n_train_patches} patches, {len(s.train_domains)} domains ({', '.join(s.train_domains)})")
+    test = ", ".join(s.test_domains) or "none"
+    print(f"  test:  {s.n_test_patches} patches, {len(s.test_domains)} domains ({test})")
+    print(f"next: flairlc check {s.out}")
+    return 0
+
+
+def _synth_territory(args: argparse.Namespace) -> int:
+    from flairlc.data.synthetic import generate_orthophoto
+    from flairlc.data.synthetic.zones import generate_zones
+    from flairlc.outputs import check_writable_dir
+
+    if args.size < 64 or args.dates < 1:
+        raise ValueError(f"--size must be at least 64 pixels and --dates at least 1 (got {args.size}, {args.dates})")
+    check_writable_dir(args.out, "territory folder")
+    years = generate_orthophoto(args.out, width=args.size, height=args.size, seed=args.seed,
+                                years=tuple(args.years), dates=args.dates, change_fraction=args.change_fraction)
+    zones = generate_zones(args.out / "zones.gpkg", years[0].aerial)
+    side_m = args.size * 0.2
+    print(f"synthetic territory written to {args.out}: {side_m:g} x {side_m:g} m at 0.2 m (EPSG:2154), "
+          f"{len(years)} survey years")
+    for y in years:
+        print(f"  {y.year}: {y.aerial} (R, G, B, NIR), {y.elevation}, {y.sentinel}/ ({len(y.products)} dates "
+              f"with cloud masks), truth {y.truth}")
+    print(f"  zones: {zones} (field 'name', 4 zones)")
+    last = years[-1]
+    print(f"next: flairlc map --checkpoint CKPT --aerial {last.aerial} --elevation {last.elevation} "
+          f"--sentinel {last.sentinel} --out map_{last.year}.tif")
     return 0
 
 
@@ -186,7 +265,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from flairlc.data.stats import class_distribution
+    from flairlc.outputs import check_writable_dir
 
+    check_writable_dir(args.out, "statistics folder")
     distribution = class_distribution(args.root, toy=True if args.toy else None, nomenclature=args.nomenclature, progress=True)
     for name, path in distribution.write_all(args.out).items():
         print(f"{name}: {path}")
@@ -202,7 +283,9 @@ def _models(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from flairlc.evaluation.runner import evaluate_checkpoint, evaluate_predictions
+    from flairlc.outputs import check_writable_dir
 
+    check_writable_dir(args.out, "evaluation folder")
     if args.checkpoint:
         result = evaluate_checkpoint(
             args.checkpoint, args.root, split=args.split, batch_size=args.batch_size,
@@ -218,6 +301,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _map(args: argparse.Namespace) -> int:
     from flairlc.mapping import map_raster, polygonize_map
+    from flairlc.outputs import check_writable
     from flairlc.training.checkpoint import load_task
 
     # Under torchrun (or srun with the same variables) each process maps its share of the strips.
@@ -227,15 +311,20 @@ def _map(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     predictor = load_task(args.checkpoint, map_location=device)
     predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
+    if args.vector and rank == 0:
+        check_writable(args.vector, "GeoPackage output")  # before hours of inference, not after
     result = map_raster(
         predictor, args.aerial, args.out, elevation_path=args.elevation, sentinel_dir=args.sentinel,
         window=args.window, overlap=args.overlap, batch_size=args.batch_size,
-        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy, device=device,
+        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
+        coverage_policy=args.coverage_policy, device=device,
         predictor_id=predictor_id, rank=rank, world_size=world_size,
     )
     if rank != 0:
         return 0
     print(f"map: {result.map_path} ({result.area_km2:.3f} km² in {result.seconds:.1f} s, {result.km2_per_hour:.2f} km²/h)")
+    if result.probabilities_path:
+        print(f"probabilities: {result.probabilities_path}")
     if args.vector:
         polygonize_map(result.map_path, args.vector, min_area_m2=args.min_area_m2)
         print(f"vector: {args.vector}")
@@ -260,13 +349,15 @@ def _change(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from flairlc.demo import run_demo
+    from flairlc.outputs import check_writable_dir
 
+    check_writable_dir(args.out, "demo folder")
     run_demo(args.out, quick=args.quick, seed=args.seed)
     return 0
 
 
 COMMANDS = {
-    "synth": _synth, "check": _check, "stats": _stats, "models": _models, "evaluate": _evaluate,
+    "synth": _synth, "synth-territory": _synth_territory, "check": _check, "stats": _stats, "models": _models, "evaluate": _evaluate,
     "map": _map, "areas": _areas, "change": _change, "demo": _demo,
 }
 

@@ -18,6 +18,7 @@ from flairlc.data.collate import collate_flair
 from flairlc.data.dataset import FlairDataset
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import discover_patches, find_trees
+from flairlc.data.sentinel import get_profile
 
 #: From this many patches, the file validation at setup shows a progress bar (about 1 ms a file).
 VALIDATION_PROGRESS_MIN_PATCHES = 5000
@@ -57,6 +58,9 @@ class FlairDataModule(L.LightningDataModule):
         toy: use the toy trees (None: the full trees when present).
         predict_split: split used by ``predict_dataloader``.
         pin_memory: pin batches in page-locked memory (for GPUs).
+        profile: preprocessing profile, ``"flairlc"`` (this project's fixes) or ``"paper"`` (the
+            official code's cloud filter rule, date sign and centroid encoding; see
+            ``docs/fidelity.md``). Linked by the CLI to the model's, and stored with it.
     """
 
     def __init__(
@@ -79,8 +83,10 @@ class FlairDataModule(L.LightningDataModule):
         toy: bool | None = None,
         predict_split: str = "test",
         pin_memory: bool = False,
+        profile: str = "flairlc",
     ) -> None:
         super().__init__()
+        get_profile(profile)  # an unknown name fails here, before any file is read
         modalities = list(modalities or ["aerial", "mask"])
         if val_domains is None:
             val_domains = draw_val_domains(root, val_fraction, split_seed, toy)
@@ -112,6 +118,7 @@ class FlairDataModule(L.LightningDataModule):
             average_monthly=h["average_monthly"],
             reference_date=dt.date.fromisoformat(h["reference_date"]),
             geo_enc_size=h["geo_enc_size"],
+            profile=h["profile"],
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -38,7 +38,7 @@ class FlairDataset(Dataset):
     - ``mask``: int64 ``(H, W)``, zero-based class indices (13 baseline or 19 raw classes);
     - ``sentinel``: float32 ``(T, 10, S, S)`` reflectance ×10 000 around the patch centre, after
       the optional cloud filter and monthly average; ``dates_days``: int64 ``(T,)`` day offsets
-      to ``reference_date``;
+      to ``reference_date`` (date − reference; reference − date with the ``"paper"`` profile);
     - ``metadata``: float32 ``(geo_enc_size + 13,)`` encoded aerial metadata.
 
     Args:
@@ -52,6 +52,9 @@ class FlairDataset(Dataset):
         average_monthly: average the kept dates per calendar month (dated on the 15th).
         reference_date: origin of ``dates_days``.
         geo_enc_size: size of the sinusoidal encoding of the patch centroid.
+        profile: preprocessing profile, ``"flairlc"`` or ``"paper"`` (see
+            :class:`~flairlc.data.sentinel.SeriesPreprocessing`): the cloud filter's rule, the
+            sign of ``dates_days`` and the centroid encoding of ``metadata``.
         patch_size: expected aerial (and mask) size ``(H, W)`` in pixels, or None (then an image
             and its mask must only agree); :class:`~flairlc.data.FlairDataModule` sets it from
             the headers it validates.
@@ -76,6 +79,7 @@ class FlairDataset(Dataset):
         reference_date: dt.date = REFERENCE_DATE,
         geo_enc_size: int = 32,
         patch_size: tuple[int, int] | None = None,
+        profile: str = "flairlc",
     ) -> None:
         unknown = set(modalities) - set(MODALITIES)
         if unknown:
@@ -87,7 +91,7 @@ class FlairDataset(Dataset):
         self.nomenclature = nomenclature
         self.sat_patch_size = sat_patch_size
         self.preprocessing = SeriesPreprocessing(
-            filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date
+            filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date, profile
         )
         self.geo_enc_size = geo_enc_size
         self.patch_size = tuple(patch_size) if patch_size is not None else None
@@ -141,7 +145,7 @@ class FlairDataset(Dataset):
         """
         assert record.metadata is not None
         try:
-            return encode_metadata(record.metadata, self.geo_enc_size)
+            return encode_metadata(record.metadata, self.geo_enc_size, self.preprocessing.geo_encoding)
         except (KeyError, TypeError, ValueError):
             problem = metadata_problem(record.metadata, self.geo_enc_size) or "cannot be encoded"
             json_name = record.metadata_json.name if record.metadata_json else "the aerial metadata JSON"

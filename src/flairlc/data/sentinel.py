@@ -54,20 +54,29 @@ def product_date(name: str) -> dt.date:
 
 
 def dates_to_days(
-    dates: list[dt.date] | tuple[dt.date, ...], reference: dt.date = REFERENCE_DATE
+    dates: list[dt.date] | tuple[dt.date, ...], reference: dt.date = REFERENCE_DATE, sign: int = 1
 ) -> np.ndarray:
     """Day offsets of acquisition dates to a reference date, on the reference's year.
 
     As in the paper, only the month and day of each acquisition count: a date is moved to the
-    reference year before the difference is taken (29 February becomes 28 February).
+    reference year before the difference is taken (29 February becomes 28 February; the official
+    code fails on it when the reference year is not a leap year).
+
+    Args:
+        dates: the T acquisition dates.
+        reference: origin of the offsets.
+        sign: ``1``: date − reference (flairlc, negative before the reference); ``-1``:
+            reference − date (the official code, positive before the reference).
 
     Returns:
-        int64 array ``(T,)`` of offsets in days (negative before the reference).
+        int64 array ``(T,)`` of offsets in days.
     """
+    if sign not in (1, -1):
+        raise ValueError(f"sign must be 1 (date - reference) or -1 (reference - date), got {sign}")
     days = []
     for date in dates:
         day = min(date.day, 28) if date.month == 2 else date.day
-        days.append((dt.date(reference.year, date.month, day) - reference).days)
+        days.append(sign * (dt.date(reference.year, date.month, day) - reference).days)
     return np.asarray(days, dtype=np.int64)
 
 
@@ -100,7 +109,7 @@ class SuperArea:
 
     Attributes:
         data: uint16 memory map ``(T, 10, H, W)``.
-        masks: uint8 memory map ``(T, 2, H, W)``.
+        masks: uint8 memory map ``(T, 2, H, W)``: snow (channel 0) and cloud (channel 1) probability.
         dates: acquisition dates ``(T,)``.
     """
 
@@ -174,34 +183,60 @@ def window_outside(shape: tuple[int, int], row: int, col: int, size: int) -> boo
     return top < 0 or left < 0 or top + size > shape[0] or left + size > shape[1]
 
 
-def cloud_cover(masks: np.ndarray, prob_threshold: int = 60) -> np.ndarray:
-    """Share of a window's pixels covered by cloud or snow, per date.
+#: How :func:`cloud_cover` counts a pixel covered by both snow and cloud.
+COVER_COUNTS = ("union", "sum")
+
+
+def cloud_cover(masks: np.ndarray, prob_threshold: int = 60, count: str = "union") -> np.ndarray:
+    """Share of a window's pixels covered by snow or cloud, per date.
 
     Args:
-        masks: uint8 ``(T, 2, H, W)`` cloud and snow probabilities (0–100).
+        masks: uint8 ``(T, 2, H, W)`` snow (channel 0) and cloud (channel 1) probabilities (0–100).
         prob_threshold: probability (0–100) at or above which a pixel counts as covered.
+        count: ``"union"`` (flairlc: a pixel covered by snow and cloud counts once) or ``"sum"``
+            (the official code: the snow share plus the cloud share, so such a pixel counts twice).
 
     Returns:
-        float64 ``(T,)`` shares in [0, 1].
+        float64 ``(T,)`` shares, in [0, 1] for ``"union"`` and in [0, 2] for ``"sum"``.
     """
-    covered = (masks >= prob_threshold).any(axis=1)
-    return covered.reshape(covered.shape[0], -1).mean(axis=1)
+    covered = masks >= prob_threshold  # (T, 2, H, W)
+    if count == "union":
+        covered_pixels = covered.any(axis=1)
+        return covered_pixels.reshape(covered_pixels.shape[0], -1).mean(axis=1)
+    if count == "sum":
+        # Counts first, one division, as the official code: shares exactly at the threshold stay exact.
+        pixels = covered.shape[2] * covered.shape[3]
+        return np.count_nonzero(covered.reshape(covered.shape[0], -1), axis=1) / pixels
+    raise ValueError(f"unknown cover count {count!r}: expected one of {COVER_COUNTS}")
 
 
 def filter_cloudy_dates(
-    masks: np.ndarray, max_cover: float = 0.5, prob_threshold: int = 60
+    masks: np.ndarray,
+    max_cover: float = 0.5,
+    prob_threshold: int = 60,
+    count: str = "union",
+    strict: bool = False,
 ) -> np.ndarray:
-    """Indices of the dates to keep: those with cloud/snow cover at most ``max_cover``.
+    """Indices of the dates to keep: those whose snow/cloud cover is small enough.
 
-    A date is dropped when more than ``max_cover`` of the window's pixels have cloud or snow
-    probability at or above ``prob_threshold``. Every date is never dropped: when all would be,
-    the least covered date(s) are kept.
+    The cover of a date is :func:`cloud_cover` (pixels with snow or cloud probability at or above
+    ``prob_threshold``, counted as ``count`` says). A date is kept when its cover is at most
+    ``max_cover`` (flairlc), or below it with ``strict`` (the official code: ``cover < 0.5``).
+    Every date is never dropped: when all would be, the least covered date(s) are kept (the
+    official code fails then).
+
+    Args:
+        masks: uint8 ``(T, 2, H, W)`` snow and cloud probabilities (0–100).
+        max_cover: largest share of covered pixels a kept date may have.
+        prob_threshold: probability (0–100) from which a pixel counts as covered.
+        count: ``"union"`` or ``"sum"`` (see :func:`cloud_cover`).
+        strict: keep ``cover < max_cover`` instead of ``cover <= max_cover``.
 
     Returns:
         int64 ``(T_kept,)`` sorted indices.
     """
-    cover = cloud_cover(masks, prob_threshold)
-    keep = np.flatnonzero(cover <= max_cover)
+    cover = cloud_cover(masks, prob_threshold, count)
+    keep = np.flatnonzero(cover < max_cover if strict else cover <= max_cover)
     if keep.size == 0 and cover.size:
         keep = np.flatnonzero(cover == cover.min())
     return keep
@@ -234,8 +269,67 @@ def monthly_average(
 
 
 @dataclass(frozen=True)
+class PreprocessingProfile:
+    """The rules of a named preprocessing profile (see ``docs/fidelity.md``).
+
+    Attributes:
+        name: ``"flairlc"`` or ``"paper"``.
+        cover_count: how the cloud filter counts a pixel under snow and cloud (see
+            :func:`cloud_cover`): ``"union"`` (once) or ``"sum"`` (twice, the official code).
+        cover_strict: keep a date when its cover is below ``cloud_max_cover`` (True, the official
+            code) rather than at most ``cloud_max_cover`` (False).
+        date_sign: ``1``: offsets are date − reference; ``-1``: reference − date (the official
+            code); see :func:`dates_to_days`.
+        monthly_sentinel_scaling: Sentinel-2 input scaling of monthly means (an
+            :class:`flairlc.training.scaling.InputScaler` mode): ``"unit"`` (/ 65 535, as without
+            averaging) or ``"raw"`` (reflectance ×10 000 as it is: the official code's float64
+            means pass ``img_as_float`` unchanged).
+        geo_encoding: encoding of the patch centroid in the metadata vector (see
+            :func:`flairlc.data.metadata.encode_position`): ``"log"`` or ``"official"``.
+    """
+
+    name: str
+    cover_count: str
+    cover_strict: bool
+    date_sign: int
+    monthly_sentinel_scaling: str
+    geo_encoding: str
+
+    def sentinel_scaling(self, average_monthly: bool) -> str:
+        """The Sentinel-2 scaling mode of a series, with or without the monthly average."""
+        return self.monthly_sentinel_scaling if average_monthly else "unit"
+
+
+#: The preprocessing profiles by name.
+PROFILES: dict[str, PreprocessingProfile] = {
+    "flairlc": PreprocessingProfile(
+        "flairlc", cover_count="union", cover_strict=False, date_sign=1,
+        monthly_sentinel_scaling="unit", geo_encoding="log",
+    ),
+    "paper": PreprocessingProfile(
+        "paper", cover_count="sum", cover_strict=True, date_sign=-1,
+        monthly_sentinel_scaling="raw", geo_encoding="official",
+    ),
+}
+#: The profile of flairlc runs, and of checkpoints saved before profiles existed.
+DEFAULT_PROFILE = "flairlc"
+
+
+def get_profile(name: str) -> PreprocessingProfile:
+    """The preprocessing profile called ``name``.
+
+    Raises:
+        ValueError: naming the known profiles, when there is none of that name.
+    """
+    try:
+        return PROFILES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown preprocessing profile {name!r}: expected one of {sorted(PROFILES)}") from None
+
+
+@dataclass(frozen=True)
 class SeriesPreprocessing:
-    """How a Sentinel-2 window becomes a model input (the paper's options).
+    """How a Sentinel-2 window (and the aerial metadata) becomes a model input.
 
     Attributes:
         filter_clouds: drop dates whose window is covered by cloud or snow.
@@ -243,6 +337,12 @@ class SeriesPreprocessing:
         cloud_prob_threshold: probability (0–100) at or above which a pixel is covered.
         average_monthly: average the kept dates per calendar month (dated on the 15th).
         reference_date: origin of the day offsets.
+        profile: name of the :class:`PreprocessingProfile` (``"flairlc"`` or ``"paper"``): how the
+            filter counts cover, the sign of the day offsets, the Sentinel-2 scaling and the
+            centroid encoding of the metadata.
+
+    Raises:
+        ValueError: on an unknown profile.
     """
 
     filter_clouds: bool = False
@@ -250,6 +350,25 @@ class SeriesPreprocessing:
     cloud_prob_threshold: int = 60
     average_monthly: bool = False
     reference_date: dt.date = REFERENCE_DATE
+    profile: str = DEFAULT_PROFILE
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)
+
+    @property
+    def rules(self) -> PreprocessingProfile:
+        """The rules of the profile."""
+        return get_profile(self.profile)
+
+    @property
+    def sentinel_scaling(self) -> str:
+        """The Sentinel-2 input scaling mode the profile gives these series (``"unit"``, ``"raw"``)."""
+        return self.rules.sentinel_scaling(self.average_monthly)
+
+    @property
+    def geo_encoding(self) -> str:
+        """The centroid encoding of the metadata vector (``"log"`` or ``"official"``)."""
+        return self.rules.geo_encoding
 
     def apply(
         self, data: np.ndarray, masks: np.ndarray | None, dates: list[dt.date]
@@ -258,20 +377,24 @@ class SeriesPreprocessing:
 
         Args:
             data: ``(T, 10, S, S)`` reflectance ×10 000.
-            masks: uint8 ``(T, 2, S, S)`` cloud and snow probabilities, or None (no filtering).
+            masks: uint8 ``(T, 2, S, S)`` snow and cloud probabilities, or None (no filtering).
             dates: the T acquisition dates.
 
         Returns:
-            float32 ``(T', 10, S, S)`` series and int64 ``(T',)`` day offsets.
+            float32 ``(T', 10, S, S)`` series (reflectance ×10 000; the model's scaler divides)
+            and int64 ``(T',)`` day offsets, signed as the profile says.
         """
+        rules = self.rules
         if self.filter_clouds and masks is not None:
-            keep = filter_cloudy_dates(masks, self.cloud_max_cover, self.cloud_prob_threshold)
+            keep = filter_cloudy_dates(
+                masks, self.cloud_max_cover, self.cloud_prob_threshold, rules.cover_count, rules.cover_strict
+            )
             data, dates = data[keep], [dates[i] for i in keep]
         if self.average_monthly:
             series, dates = monthly_average(data, dates)
         else:
             series = np.asarray(data, dtype=np.float32)
-        return series, dates_to_days(dates, self.reference_date)
+        return series, dates_to_days(dates, self.reference_date, rules.date_sign)
 
 
 def _load_npy(path: Path, ndim: int, channels: int) -> np.ndarray:

@@ -9,7 +9,7 @@ multi-source optical imagery").
 
 :class:`ClassDistribution` writes the result as CSV (``class_distribution.csv``,
 ``class_distribution_by_domain.csv``), JSON (``class_distribution.json``) and a bar chart
-(``class_distribution.png``), each atomically (temporary file, then ``os.replace``).
+(``class_distribution.png``), each atomically (:mod:`flairlc.outputs`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from tqdm import tqdm
 from flairlc.data.layout import discover_patches
 from flairlc.data.readers import read_mask
 from flairlc.nomenclature import class_colors, class_names, classes
+from flairlc.outputs import ensure_dir, save_figure, write_text
 
 CSV_NAME = "class_distribution.csv"
 CSV_BY_DOMAIN_NAME = "class_distribution_by_domain.csv"
@@ -151,8 +149,7 @@ class ClassDistribution:
 
     def write_json(self, directory: str | Path) -> Path:
         """Write :meth:`to_dict` to ``class_distribution.json``; returns its path."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        return _atomic_write(Path(directory) / JSON_NAME, lambda f: f.write(text.encode()))
+        return write_text(Path(directory) / JSON_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def plot(self, directory: str | Path, log: bool | None = None) -> Path:
         """Draw ``class_distribution.png``: the share of each class, per split, in class colours.
@@ -165,15 +162,11 @@ class ClassDistribution:
         Returns:
             The path of the PNG file.
         """
-        figure = self._figure(log)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=120)
-        return _atomic_write(Path(directory) / PLOT_NAME, lambda f: f.write(buffer.getvalue()))
+        return save_figure(self._figure(log), Path(directory) / PLOT_NAME)
 
     def write_all(self, directory: str | Path) -> dict[str, Path]:
         """Write the CSV files, the JSON file and the plot; returns their paths by kind."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = ensure_dir(directory)
         csv_path, by_domain_path = self.write_csv(directory)
         return {
             "csv": csv_path,
@@ -295,19 +288,5 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return _atomic_write(path, lambda f: f.write(buffer.getvalue().encode()))
+    return write_text(path, buffer.getvalue())
 
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> Path:
-    """Write a file through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o644)  # mkstemp creates files readable by their owner only
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

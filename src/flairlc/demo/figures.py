@@ -162,7 +162,7 @@ def least_cloudy_date(sentinel: np.ndarray, masks: np.ndarray | None = None) -> 
 
     Args:
         sentinel: ``(T, 10, S, S)`` reflectance ×10 000 (dates of zeros are padding).
-        masks: optional ``(T, 2, S, S)`` cloud and snow probabilities (0–100).
+        masks: optional ``(T, 2, S, S)`` snow and cloud probabilities (0–100), channel 0 snow, 1 cloud.
 
     Returns:
         With masks, the date of least cloud/snow cover; without, the non-padding date of lowest
@@ -198,7 +198,7 @@ def plot_sample_patches(
     Args:
         samples: dataset samples (NumPy arrays or CPU tensors): ``aerial`` uint8 ``(5, H, W)``;
             optional ``sentinel`` float ``(T, 10, S, S)`` reflectance ×10 000, optional
-            ``sentinel_masks`` ``(T, 2, S, S)`` cloud/snow probabilities, ``mask`` ``(H, W)``
+            ``sentinel_masks`` ``(T, 2, S, S)`` snow/cloud probabilities (channel 0 snow, 1 cloud), ``mask`` ``(H, W)``
             zero-based indices, ``id`` and ``domain`` (row labels).
         predictions: model name → one ``(H, W)`` index map per sample, in the order of
             ``samples``.

@@ -62,7 +62,7 @@ flairlc fit --config configs/unet.yaml --data.root data/FLAIR2
 flairlc fit --config configs/unet_metadata_aug.yaml --data.root data/FLAIR2
 flairlc fit --config configs/utt.yaml --data.root data/FLAIR2
 flairlc fit --config configs/utt_filter_monthly_aug.yaml --data.root data/FLAIR2
-flairlc test --config configs/utt.yaml --data.root data/FLAIR2 --ckpt_path runs/utt/version_0/checkpoints/last.ckpt
+flairlc test --config configs/utt.yaml --data.root data/FLAIR2 --ckpt_path best
 ```
 
 ## Scale out
@@ -71,7 +71,7 @@ launch one process per GPU with torchrun or SLURM's srun and set `--trainer.num_
 (see the README). Test metrics are exact under DDP: every test patch is counted once.
 
 ## Map a territory
-`flairlc map --checkpoint best.ckpt --aerial ortho.vrt --elevation elevation.vrt --out map.tif`,
+`flairlc map --checkpoint runs/utt/checkpoints/last.ckpt --aerial ortho.vrt --elevation elevation.vrt --out map.tif`,
 then `flairlc areas map.tif --zones communes.gpkg --zone-field name` and
 `flairlc change map_2019.tif map_2022.tif --out change.tif`.
 """
@@ -91,6 +91,10 @@ class DemoSettings:
     epochs: int = 12
     batch_size: int = 8
     lr: float = 0.001
+    #: Learning-rate schedule: cosine decay to 0 over the epochs (None: constant).
+    scheduler: str | None = "cosine"
+    #: Start U-T&T's fusion terms at 0 (see :class:`flairlc.models.fusion.FusionModule`).
+    fusion_zero_init: bool = True
     encoder_name: str = "resnet18"
     utae_widths: tuple[int, ...] = (32, 32, 64, 64)
     utae_heads: int = 8
@@ -184,8 +188,9 @@ def train_and_test(model: str, root: Path, out: Path, settings: DemoSettings, se
     model_kwargs: dict[str, Any] = {"encoder_name": settings.encoder_name}
     if model == "utt":
         widths = list(settings.utae_widths)
-        model_kwargs.update(encoder_widths=widths, decoder_widths=widths, n_head=settings.utae_heads, d_model=settings.utae_d_model)
-    task = SegmentationTask(model=model, model_kwargs=model_kwargs, optimizer="adamw", lr=settings.lr,
+        model_kwargs.update(encoder_widths=widths, decoder_widths=widths, n_head=settings.utae_heads, d_model=settings.utae_d_model,
+                            fusion_zero_init=settings.fusion_zero_init)
+    task = SegmentationTask(model=model, model_kwargs=model_kwargs, optimizer="adamw", lr=settings.lr, scheduler=settings.scheduler,
                             aerial_scaling="standardize", sentinel_scaling="reflectance",
                             sat_patch_size=settings.sat_patch_size, augment=True,
                             filter_clouds=fusion, average_monthly=fusion)

@@ -2,8 +2,8 @@
 
 :class:`EvaluationResult` holds the overall and per-domain confusion matrices (the only data; every
 score is recomputed from them) and writes them as JSON, CSV and PNG. Every file is written
-atomically: to a temporary file in the same folder, then renamed over the target, so a reader never
-sees a half-written report.
+atomically (:mod:`flairlc.outputs`): to a temporary file in the same folder, then renamed over the
+target, so a reader never sees a half-written report.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 
 from flairlc.evaluation.scores import Scores, default_class_names, default_exclude
 from flairlc.nomenclature import BASELINE_CLASSES, RAW_CLASSES
+from flairlc.outputs import write_bytes as atomic_write_bytes  # the shared writer, by its old name
 
 #: Version of the JSON layout written by :meth:`EvaluationResult.to_json`.
 JSON_FORMAT_VERSION = 1
@@ -35,21 +34,6 @@ _FILE_NAMES = {
     "iou_png": "per_class_iou.png",
     "domain_png": "per_domain_miou.png",
 }
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _class_colors(names: Sequence[str]) -> list[str]:

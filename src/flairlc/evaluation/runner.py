@@ -31,10 +31,9 @@ def evaluate_checkpoint(
 ) -> EvaluationResult:
     """Run a trained model over a split and score it with the paper's metric.
 
-    The input settings (modalities, Sentinel-2 window, cloud filter, monthly average…) are those
-    the model was trained with, stored in the checkpoint; only the root and split come from the
-    arguments. Under DDP
-    (``devices`` > 1) every patch is scored exactly once.
+    The input settings (modalities, Sentinel-2 window, cloud filter, monthly average, preprocessing
+    profile…) are those the model was trained with, stored in the checkpoint; only the root and
+    split come from the arguments. Under DDP (``devices`` > 1) every patch is scored exactly once.
     """
     from flairlc.training.checkpoint import load_task
 
@@ -51,6 +50,7 @@ def evaluate_checkpoint(
         average_monthly=series.average_monthly,
         reference_date=series.reference_date,
         geo_enc_size=task.hparams["geo_enc_size"],
+        profile=series.profile,
     )
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_flair)
     trainer = L.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_checkpointing=False)

@@ -10,6 +10,7 @@
 from flairlc.mapping.areas import AreaTable, ZoneAreas, compute_areas
 from flairlc.mapping.blending import blend_weights, window_starts
 from flairlc.mapping.change import ChangeResult, compute_change
+from flairlc.mapping.coverage import COVERAGE_POLICIES, CoverageError
 from flairlc.mapping.infer import MapResult, map_raster
 from flairlc.mapping.inputs import AERIAL_PIXEL_SIZE_M, MappingInputError, SentinelSeries
 from flairlc.mapping.predictor import Predictor
@@ -19,7 +20,9 @@ from flairlc.mapping.vector import polygonize_map
 __all__ = [
     "AERIAL_PIXEL_SIZE_M",
     "AreaTable",
+    "COVERAGE_POLICIES",
     "ChangeResult",
+    "CoverageError",
     "MapResult",
     "MappingInputError",
     "Predictor",

@@ -1,10 +1,8 @@
-"""Small shared helpers of the mapping stage: class names of a map, atomic text writes, strips."""
+"""Small shared helpers of the mapping stage: class names of a map, strips (files: flairlc.outputs)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import rasterio
 from rasterio.windows import Window
@@ -38,23 +36,20 @@ def class_colors_for(names: list[str]) -> list[str]:
     return ["#808080"] * len(names)
 
 
+def area_decimals(unit_area: float, max_decimals: int = 12) -> int:
+    """Decimals that write every multiple of ``unit_area`` exactly, and no float noise.
+
+    E.g. 2 for a 0.2 m pixel in m² (0.04), 6 in hectares (0.000004): an area of 3 797 pixels is
+    then 0.015188 ha, not 0.015187999999999757.
+    """
+    for decimals in range(max_decimals + 1):
+        if abs(round(unit_area, decimals) - unit_area) <= 1e-9 * abs(unit_area):
+            return decimals
+    return max_decimals
+
+
 def row_strips(height: int, width: int, rows: int = STRIP_ROWS, col_off: int = 0, row_off: int = 0) -> Iterator[Window]:
     """Windows of full width and up to ``rows`` rows covering ``height`` rows."""
     for y in range(0, height, rows):
         yield Window(col_off, row_off + y, width, min(rows, height - y))
 
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a text file under a temporary name, then rename it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def save_figure_atomic(fig, path: Path) -> Path:
-    """Save a matplotlib figure as PNG under a temporary name, then rename it."""
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path

@@ -17,16 +17,13 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import shape
 
 from flairlc import nomenclature
-from flairlc.mapping._common import (
-    STRIP_ROWS,
-    class_colors_for,
-    map_class_names,
-    save_figure_atomic,
-    write_text_atomic,
-)
+from flairlc.mapping._common import STRIP_ROWS, area_decimals, class_colors_for, map_class_names
 from flairlc.mapping.inputs import MappingInputError
+from flairlc.outputs import check_writable_dir, save_figure, write_text
 
 M2_PER_HA = 10_000.0
+#: Decimals of the percentages written to JSON.
+PERCENT_DECIMALS = 4
 
 
 @dataclass
@@ -87,21 +84,24 @@ class AreaTable:
     paths: dict[str, Path] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready dictionary (areas in m², ha and %)."""
+        """JSON-ready dictionary (areas in m², ha and %, rounded to the pixel area's precision)."""
+        m2 = area_decimals(self.overall.pixel_area_m2)
+        ha = area_decimals(self.overall.pixel_area_m2 / M2_PER_HA)
+
         def one(z: ZoneAreas) -> dict:
             return {
                 "name": z.name,
-                "valid_m2": z.valid_m2,
-                "valid_ha": z.valid_m2 / M2_PER_HA,
-                "artificialized_m2": z.artificial_m2,
-                "artificialized_ha": z.artificial_m2 / M2_PER_HA,
+                "valid_m2": round(z.valid_m2, m2),
+                "valid_ha": round(z.valid_m2 / M2_PER_HA, ha),
+                "artificialized_m2": round(z.artificial_m2, m2),
+                "artificialized_ha": round(z.artificial_m2 / M2_PER_HA, ha),
                 "classes": [
-                    {"index": k, "name": n, "pixels": int(z.pixels[k]), "area_m2": float(z.area_m2[k]),
-                     "area_ha": float(z.area_ha[k]), "percent": float(z.percent[k])}
+                    {"index": k, "name": n, "pixels": int(z.pixels[k]), "area_m2": round(float(z.area_m2[k]), m2),
+                     "area_ha": round(float(z.area_ha[k]), ha), "percent": round(float(z.percent[k]), PERCENT_DECIMALS)}
                     for k, n in enumerate(self.class_names)
                 ],
             }
-        return {"pixel_area_m2": self.overall.pixel_area_m2, "overall": one(self.overall),
+        return {"pixel_area_m2": round(self.overall.pixel_area_m2, m2), "overall": one(self.overall),
                 "zones": [one(z) for z in self.zones]}
 
     def to_csv(self) -> str:
@@ -167,6 +167,8 @@ def compute_areas(
     map_path = Path(map_path)
     if not map_path.exists():
         raise MappingInputError(f"class map {map_path} does not exist")
+    if out_dir is not None:
+        check_writable_dir(out_dir, "areas folder")
     with rasterio.open(map_path) as ds:
         if ds.count != 1:
             raise MappingInputError(f"class map {map_path} has {ds.count} bands, expected 1")
@@ -217,10 +219,9 @@ def _write_area_outputs(table: AreaTable, out_dir: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": write_text_atomic(out_dir / "areas.csv", table.to_csv()),
-        "json": write_text_atomic(out_dir / "areas.json", json.dumps(table.to_dict(), indent=1)),
+        "csv": write_text(out_dir / "areas.csv", table.to_csv()),
+        "json": write_text(out_dir / "areas.json", json.dumps(table.to_dict(), indent=1)),
     }
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(table.class_names) + 1.2))
     y = np.arange(len(table.class_names))
@@ -230,6 +231,6 @@ def _write_area_outputs(table: AreaTable, out_dir: Path) -> dict[str, Path]:
     ax.set_xlabel("area (ha)")
     ax.set_title(f"Land cover: {table.overall.valid_m2 / M2_PER_HA:.1f} ha mapped, "
                  f"{table.overall.artificial_m2 / M2_PER_HA:.1f} ha artificialized")
-    paths["png"] = save_figure_atomic(fig, out_dir / "areas.png")
+    paths["png"] = save_figure(fig, out_dir / "areas.png", bbox_inches="tight")
     plt.close(fig)
     return paths

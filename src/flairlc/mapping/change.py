@@ -23,16 +23,14 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from flairlc import nomenclature
-from flairlc.mapping._common import (
-    map_class_names,
-    row_strips,
-    save_figure_atomic,
-    write_text_atomic,
-)
+from flairlc.mapping._common import area_decimals, map_class_names, row_strips
 from flairlc.mapping.cog import finalize_cog, working_profile
 from flairlc.mapping.inputs import MappingInputError
+from flairlc.outputs import check_writable, check_writable_dir, same_file, save_figure, write_text
 
 M2_PER_HA = 10_000.0
+#: Decimals of the percentages written to JSON.
+PERCENT_DECIMALS = 4
 
 
 @dataclass
@@ -96,15 +94,21 @@ class ChangeResult:
         """Changed share of the compared area, %."""
         return 100.0 * self.changed_ha / self.compared_ha if self.compared_ha else 0.0
 
+    @property
+    def ha_decimals(self) -> int:
+        """Decimals of an area in ha that write whole pixels exactly (6 for 0.2 m pixels)."""
+        return area_decimals(self.pixel_area_m2 / M2_PER_HA)
+
     def summary(self) -> dict[str, float]:
-        """The headline figures (ha and %)."""
+        """The headline figures (ha rounded to the pixel area's precision, % to 4 decimals)."""
+        d = self.ha_decimals
         return {
-            "compared_ha": self.compared_ha,
-            "changed_ha": self.changed_ha,
-            "changed_percent": self.changed_percent,
-            "newly_artificialized_ha": self.newly_artificialized_ha,
-            "forest_loss_ha": self.forest_loss_ha,
-            "forest_gain_ha": self.forest_gain_ha,
+            "compared_ha": round(self.compared_ha, d),
+            "changed_ha": round(self.changed_ha, d),
+            "changed_percent": round(self.changed_percent, PERCENT_DECIMALS),
+            "newly_artificialized_ha": round(self.newly_artificialized_ha, d),
+            "forest_loss_ha": round(self.forest_loss_ha, d),
+            "forest_gain_ha": round(self.forest_gain_ha, d),
         }
 
     def to_csv(self) -> str:
@@ -113,7 +117,7 @@ class ChangeResult:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["from_A \\ to_B", *self.class_names])
         for name, row in zip(self.class_names, self.matrix_ha):
-            w.writerow([name, *(f"{v:.4f}" for v in row)])
+            w.writerow([name, *(f"{v:.{self.ha_decimals}f}" for v in row)])
         return buf.getvalue()
 
 
@@ -164,6 +168,11 @@ def compute_change(
     for p in (path_a, path_b):
         if not p.exists():
             raise MappingInputError(f"class map {p} does not exist")
+        if same_file(p, out_path):
+            raise MappingInputError(f"the change raster {out_path} would replace the input map {p}: give another name")
+    report_dir = Path(out_dir) if out_dir else out_path.parent
+    check_writable(out_path, "change raster")
+    check_writable_dir(report_dir, "change report folder")
     with rasterio.open(path_a) as a, rasterio.open(path_b) as b_raw:
         for ds, p in ((a, path_a), (b_raw, path_b)):
             if ds.count != 1:
@@ -194,7 +203,7 @@ def compute_change(
     finalize_cog(work, out_path, resampling="nearest")
     work.unlink(missing_ok=True)
     result = ChangeResult(names_a, counts.reshape(k, k) * pixel_m2 / M2_PER_HA, pixel_m2, out_path, nodata)
-    result.paths = _write_change_outputs(result, Path(out_dir) if out_dir else out_path.parent, out_path.stem)
+    result.paths = _write_change_outputs(result, report_dir, out_path.stem)
     return result
 
 
@@ -205,13 +214,14 @@ def _write_change_outputs(result: ChangeResult, out_dir: Path, stem: str) -> dic
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    d = result.ha_decimals
     payload = {"rows": "map A", "columns": "map B", "unit": "ha", "class_names": result.class_names,
-               "matrix_ha": result.matrix_ha.tolist(), "pixel_area_m2": result.pixel_area_m2,
+               "matrix_ha": np.round(result.matrix_ha, d).tolist(),
+               "pixel_area_m2": round(result.pixel_area_m2, area_decimals(result.pixel_area_m2)),
                "summary": result.summary(), "change_raster": str(result.change_path)}
     paths = {
-        "csv": write_text_atomic(out_dir / f"{stem}.csv", result.to_csv()),
-        "json": write_text_atomic(out_dir / f"{stem}.json", json.dumps(payload, indent=1)),
+        "csv": write_text(out_dir / f"{stem}.csv", result.to_csv()),
+        "json": write_text(out_dir / f"{stem}.json", json.dumps(payload, indent=1)),
     }
     k = len(result.class_names)
     fig, ax = plt.subplots(figsize=(0.5 * k + 3, 0.5 * k + 2))
@@ -226,6 +236,6 @@ def _write_change_outputs(result: ChangeResult, out_dir: Path, stem: str) -> dic
     s = result.summary()
     ax.set_title(f"Transitions (ha): {s['changed_ha']:.2f} ha changed ({s['changed_percent']:.1f} %)")
     fig.colorbar(im, ax=ax, label="ha")
-    paths["png"] = save_figure_atomic(fig, out_dir / f"{stem}.png")
+    paths["png"] = save_figure(fig, out_dir / f"{stem}.png", bbox_inches="tight")
     plt.close(fig)
     return paths

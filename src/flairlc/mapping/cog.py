@@ -3,18 +3,20 @@
 Class maps are written window by window into an uncompressed, tiled, sparse GeoTIFF (partial
 writes of compressed tiles would make the file grow); the final product is then copied with
 GDAL's ``COG`` driver (tiled 512 x 512, deflate, internal overviews) to a temporary name and
-renamed, so nothing half-written ever sits under the final name.
+renamed (:func:`flairlc.outputs.atomic_path`), so nothing half-written ever sits under the
+final name.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import rasterio
 import rasterio.shutil
 from rasterio.env import Env
+
+from flairlc.outputs import atomic_path
 
 #: Tile side of the final COGs, pixels.
 COG_BLOCK_SIZE = 512
@@ -64,9 +66,12 @@ def finalize_cog(work_path: str | Path, final_path: str | Path, resampling: str 
         ``final_path``.
     """
     final_path = Path(final_path)
-    tmp = final_path.with_name(final_path.name + ".tmp.tif")
-    if tmp.exists():
-        tmp.unlink()
+    with atomic_path(final_path) as tmp:
+        _copy_cog(work_path, tmp, resampling)
+    return final_path
+
+
+def _copy_cog(work_path: str | Path, tmp: Path, resampling: str) -> None:
     if _cog_available():
         rasterio.shutil.copy(
             str(work_path), str(tmp), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=COG_BLOCK_SIZE,
@@ -84,5 +89,3 @@ def finalize_cog(work_path: str | Path, final_path: str | Path, resampling: str 
             str(work_path), str(tmp), driver="GTiff", TILED=True, BLOCKXSIZE=COG_BLOCK_SIZE,
             BLOCKYSIZE=COG_BLOCK_SIZE, COMPRESS="DEFLATE", COPY_SRC_OVERVIEWS=True, BIGTIFF="IF_SAFER",
         )
-    os.replace(tmp, final_path)
-    return final_path

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -50,6 +49,7 @@ from flairlc.mapping.cog import finalize_cog, working_profile
 from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
 from flairlc.mapping.predictor import Predictor
 from flairlc.mapping.qml import write_qml
+from flairlc.outputs import check_writable, same_file, write_json
 
 #: Default width of a column band, pixels (bounds the accumulator's memory).
 DEFAULT_BAND_WIDTH_PX = 4096
@@ -128,12 +128,6 @@ def _file_id(path: Path | None) -> Any:
     return [str(path.resolve()), st.st_size, int(st.st_mtime)]
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class _WorkFiles:
     """The working files of one rank: class map, optional probabilities, JSON sidecar."""
 
@@ -181,7 +175,7 @@ class _WorkFiles:
                         ds.set_band_description(k + 1, name)
 
     def save_done(self, params: dict[str, Any], done: set[str], complete: bool) -> None:
-        _write_json_atomic(self.sidecar, {"params": params, "done": sorted(done), "complete": complete})
+        write_json(self.sidecar, {"params": params, "done": sorted(done), "complete": complete}, indent=1)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
@@ -375,6 +369,7 @@ def map_raster(
     probabilities_path: str | Path | None = None,
     resolution_policy: str = "resample",
     expected_resolution_m: float = 0.2,
+    coverage_policy: str = "error",
     progress: bool = True,
     device: str = "cpu",
     rank: int = 0,
@@ -398,8 +393,13 @@ def map_raster(
         overlap: overlap between neighbouring windows, pixels (stride = window - overlap).
         batch_size: windows per predictor call.
         probabilities_path: optional K-band uint8 COG of probabilities x 255.
-        resolution_policy: ``"resample"`` other resolutions with a warning, or ``"error"``.
+        resolution_policy: ``"resample"`` other resolutions with a warning, or ``"error"``; for
+            every input (aerial 0.2 m, elevation 0.2 m, Sentinel-2 10 m).
         expected_resolution_m: expected pixel size, metres.
+        coverage_policy: ``"error"`` (default) or ``"warn"``: what an elevation raster or a
+            Sentinel-2 file that covers only part of the aerial image, or a series without the
+            cloud masks a model needs, does (:mod:`flairlc.mapping.coverage`). No overlap at all
+            is always an error.
         progress: show a progress bar (km² done, km²/h).
         device: torch device the batches are moved to (the predictor must already be there).
         rank, world_size: this process's share of the strips (see the module docstring).
@@ -416,6 +416,7 @@ def map_raster(
 
     Raises:
         MappingInputError: a missing, malformed or non-matching input (the message names it).
+        OutputError: an output that cannot be written there; raised before any inference.
     """
     t_start = time.perf_counter()
     out_path = Path(out_path)
@@ -423,6 +424,8 @@ def map_raster(
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap ({overlap}) must be in [0, window={window})")
     with_proba = probabilities_path is not None
     nomen = nomenclature_for(predictor.num_classes)
     if predictor.uses_sentinel and sentinel_dir is None:
@@ -431,9 +434,21 @@ def map_raster(
         warnings.warn(f"the model does not use Sentinel-2: ignoring {sentinel_dir}", stacklevel=2)
         sentinel_dir = None
 
-    with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m) as source:
-        sentinel = SentinelSeries(sentinel_dir, source.crs, predictor.reference_date) if sentinel_dir else None
+    preprocessing = getattr(predictor, "series_preprocessing", None)
+    with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m,
+                      coverage_policy) as source:
+        sentinel = None
+        if sentinel_dir:
+            sentinel = SentinelSeries(
+                sentinel_dir, source.crs, predictor.reference_date, aerial=source.extent,
+                aerial_path=source.aerial_path, coverage_policy=coverage_policy,
+                resolution_policy=resolution_policy,
+                need_masks=bool(getattr(preprocessing, "filter_clouds", False)),
+            )
         try:
+            if sentinel is not None:
+                source.restrict_to(sentinel.coverage)
+            _check_outputs(out_path, probabilities_path, aerial_path, elevation_path)
             layout = _Layout.build(source.height, source.width, window, overlap, band_width)
             grid = {"crs": source.crs, "transform": source.transform, "width": source.width, "height": source.height}
             params = {
@@ -445,9 +460,9 @@ def map_raster(
                 "num_classes": predictor.num_classes, "predictor": type(predictor).__qualname__,
                 "predictor_id": predictor_id,
                 "probabilities": with_proba, "rank": rank, "world_size": world_size,
+                "coverage_policy": coverage_policy,
             }
             params["hash"] = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
-            out_path.parent.mkdir(parents=True, exist_ok=True)
             work = _WorkFiles(out_path, rank, world_size, with_proba)
             done = work.load_done(params)
             if not done:
@@ -474,6 +489,19 @@ def map_raster(
     seconds = time.perf_counter() - t_start
     return MapResult(map_final, proba_final, qml, area_km2, seconds,
                      area_km2 / max(seconds, 1e-9) * 3600.0, n_windows, resumed)
+
+
+def _check_outputs(out_path: Path, probabilities_path, aerial_path, elevation_path) -> None:
+    """Before any inference: every output can be written, and none replaces an input or another."""
+    inputs = [Path(p) for p in (aerial_path, elevation_path) if p is not None]
+    outputs = [(out_path, "map")] + ([(Path(probabilities_path), "probabilities")] if probabilities_path else [])
+    for path, what in outputs:
+        for source in inputs:
+            if same_file(path, source):
+                raise MappingInputError(f"the {what} output {path} is an input of the map: give another file name")
+        check_writable(path, f"{what} output")
+    if probabilities_path and same_file(out_path, probabilities_path):
+        raise MappingInputError(f"the map and the probabilities would both be written to {out_path}")
 
 
 def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None, layout: _Layout,

@@ -4,15 +4,19 @@ The aerial image defines the output grid. It must be a uint8 GeoTIFF/VRT with a 
 (R, G, B, NIR; elevation then comes from a separate raster) or 5 bands (elevation included), at
 0.2 m. Other resolutions are resampled on the fly onto a 0.2 m grid (a ``WarpedVRT``) or refused.
 The elevation raster and the Sentinel-2 series are read by coordinates, so their grids need not
-match the aerial one.
+match the aerial one; their resolution must still be the expected one (0.2 m, 10 m) or is
+resampled with a warning, or refused, by the same ``resolution_policy``. Whether they cover the
+aerial image is decided by ``coverage_policy`` (:mod:`flairlc.mapping.coverage`).
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import re
 import warnings
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +24,42 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
+from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
+
+from flairlc.mapping.coverage import Extent, check_policy, covered_part, pixel_size
+from flairlc.mapping.errors import MappingInputError
 
 #: Ground sampling distance of FLAIR aerial images, metres.
 AERIAL_PIXEL_SIZE_M = 0.2
 #: Number of Sentinel-2 bands expected per date (B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12).
 SENTINEL_BANDS = 10
+#: Sentinel-2 pixel size the models were trained on, metres.
+SENTINEL_PIXEL_SIZE_M = 10.0
+#: Resolution policies: resample other resolutions with a warning, or refuse them.
+RESOLUTION_POLICIES = ("resample", "error")
+
+__all__ = ["AERIAL_PIXEL_SIZE_M", "AerialSource", "MappingInputError", "SentinelSeries", "edge_read"]
 
 
-class MappingInputError(ValueError):
-    """An input raster of the mapper is missing, malformed or does not match the others."""
+def _resolution_ok(ds, path: Path, what: str, expected_m: float, policy: str, resampled_to: str) -> bool:
+    """Whether ``ds`` has ``expected_m`` pixels; if not, warn (``"resample"``) or refuse (``"error"``).
+
+    ``resampled_to`` completes the warning ("resampling on the fly to …"). Rasters in a
+    geographic CRS are not judged here (they are reprojected to metres anyway).
+    """
+    if ds.crs is not None and ds.crs.is_geographic:
+        return True
+    res_x, res_y = abs(ds.transform.a), abs(ds.transform.e)
+    if math.isclose(res_x, expected_m, rel_tol=1e-3) and math.isclose(res_y, expected_m, rel_tol=1e-3):
+        return True
+    found = f"{what} {path} has {res_x:g} x {res_y:g} m pixels"
+    if policy == "error":
+        raise MappingInputError(
+            f"{found}, expected {expected_m:g} m (pass --resolution-policy resample to resample it on the fly)"
+        )
+    warnings.warn(f"{found}: resampling on the fly to {resampled_to}", stacklevel=4)
+    return False
 
 
 def _same_grid(a: rasterio.io.DatasetReader | WarpedVRT, crs, transform: Affine, shape) -> bool:
@@ -44,12 +73,17 @@ class AerialSource:
         aerial_path: GeoTIFF or VRT, uint8, 4 or 5 bands.
         elevation_path: single-band uint8 raster of normalized height; required for 4-band
             aerial images, replaces band 5 of a 5-band image when given.
-        resolution_policy: ``"resample"`` (warn and warp onto a 0.2 m grid) or ``"error"``.
+        resolution_policy: ``"resample"`` (warn and warp onto a 0.2 m grid) or ``"error"``; for
+            the aerial image and the elevation raster alike.
         expected_resolution_m: expected pixel size in metres.
+        coverage_policy: what an elevation raster that covers only part of the aerial image
+            does: ``"error"`` or ``"warn"`` (:mod:`flairlc.mapping.coverage`).
 
     Attributes:
         crs, transform, height, width: the output grid (the aerial file's own grid unless it
             was resampled).
+        extent: the aerial extent (:class:`~flairlc.mapping.coverage.Extent`).
+        coverage: the part of it every input covers, or None when they cover it all.
     """
 
     def __init__(
@@ -58,10 +92,15 @@ class AerialSource:
         elevation_path: str | Path | None = None,
         resolution_policy: str = "resample",
         expected_resolution_m: float = AERIAL_PIXEL_SIZE_M,
+        coverage_policy: str = "error",
     ) -> None:
-        if resolution_policy not in ("resample", "error"):
-            raise ValueError(f"resolution_policy must be 'resample' or 'error', not {resolution_policy!r}")
+        if resolution_policy not in RESOLUTION_POLICIES:
+            raise ValueError(f"resolution_policy must be one of {RESOLUTION_POLICIES}, not {resolution_policy!r}")
         self.aerial_path = Path(aerial_path)
+        self.resolution_policy = resolution_policy
+        self.coverage_policy = check_policy(coverage_policy)
+        self.coverage: Extent | None = None
+        self._cover_px: tuple[int, int, int, int] | None = None
         self._stack = ExitStack()
         try:
             self._open(elevation_path, resolution_policy, expected_resolution_m)
@@ -90,23 +129,18 @@ class AerialSource:
             )
         if src.transform.b != 0 or src.transform.d != 0:
             raise MappingInputError(f"aerial image {path} has a rotated geotransform: not supported")
-        res_x, res_y = abs(src.transform.a), abs(src.transform.e)
-        self.resampled = False
-        if not (math.isclose(res_x, expected_m, rel_tol=1e-3) and math.isclose(res_y, expected_m, rel_tol=1e-3)):
-            if resolution_policy == "error":
-                raise MappingInputError(
-                    f"aerial image {path} has {res_x:g} x {res_y:g} m pixels, expected {expected_m:g} m "
-                    "(use resolution_policy='resample' to resample on the fly)"
-                )
-            left, bottom, right, top = src.bounds
-            width = max(1, round((right - left) / expected_m))
-            height = max(1, round((top - bottom) / expected_m))
-            target = Affine(expected_m, 0.0, left, 0.0, -expected_m, top)
-            warnings.warn(
-                f"aerial image {path} has {res_x:g} x {res_y:g} m pixels: resampling on the fly to "
-                f"{expected_m:g} m ({width} x {height} px, bilinear)",
-                stacklevel=3,
+        if src.crs.is_geographic:
+            raise MappingInputError(
+                f"aerial image {path} is in a geographic CRS ({src.crs.to_string()}): reproject it to a "
+                "projected CRS in metres (e.g. Lambert-93, EPSG:2154) first"
             )
+        self.resampled = False
+        left, bottom, right, top = src.bounds
+        width = max(1, round((right - left) / expected_m))
+        height = max(1, round((top - bottom) / expected_m))
+        if not _resolution_ok(src, path, "aerial image", expected_m, resolution_policy,
+                              f"{expected_m:g} m ({width} x {height} px, bilinear)"):
+            target = Affine(expected_m, 0.0, left, 0.0, -expected_m, top)
             src = self._stack.enter_context(
                 WarpedVRT(src, crs=src.crs, transform=target, width=width, height=height,
                           resampling=Resampling.bilinear)
@@ -117,11 +151,12 @@ class AerialSource:
         self.transform: Affine = src.transform
         self.height: int = src.height
         self.width: int = src.width
+        self.extent = Extent(*src.bounds, src.crs)
         self._elev = None
         if elevation_path is not None:
-            self._elev = self._open_elevation(Path(elevation_path))
+            self._elev = self._open_elevation(Path(elevation_path), expected_m)
 
-    def _open_elevation(self, path: Path):
+    def _open_elevation(self, path: Path, expected_m: float):
         if not path.exists():
             raise MappingInputError(f"elevation raster {path} does not exist")
         elev = self._stack.enter_context(rasterio.open(path))
@@ -132,16 +167,15 @@ class AerialSource:
         if elev.crs is None:
             raise MappingInputError(f"elevation raster {path} has no CRS")
         try:
-            eb = transform_bounds(elev.crs, self.crs, *elev.bounds)
+            part = covered_part("elevation raster", path, Extent(*elev.bounds, elev.crs), self.extent,
+                                self.aerial_path, 2 * pixel_size(elev.transform), self.coverage_policy)
+        except MappingInputError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any PROJ failure means "cannot align"
             raise MappingInputError(f"elevation raster {path}: cannot reproject {elev.crs} to {self.crs}: {exc}") from exc
-        ab = self._src.bounds
-        tol = 2 * max(abs(elev.transform.a), abs(self.transform.a))
-        if eb[0] > ab[0] + tol or eb[1] > ab[1] + tol or eb[2] < ab[2] - tol or eb[3] < ab[3] - tol:
-            raise MappingInputError(
-                f"elevation raster {path} (bounds {tuple(round(v, 2) for v in eb)}) does not cover the aerial "
-                f"image {self.aerial_path} (bounds {tuple(round(v, 2) for v in ab)})"
-            )
+        self.restrict_to(part)
+        _resolution_ok(elev, path, "elevation raster", expected_m, self.resolution_policy,
+                       f"the {self.transform.a:g} m aerial grid (bilinear)")
         if _same_grid(elev, self.crs, self.transform, (self.height, self.width)):
             return elev
         return self._stack.enter_context(
@@ -164,8 +198,30 @@ class AerialSource:
         return bands, valid
 
     def valid(self, window: Window) -> np.ndarray:
-        """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata."""
-        return self._src.read_masks([1, 2, 3, 4], window=window).any(axis=0)
+        """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata, or
+        outside the part of it that every input covers (:attr:`coverage`)."""
+        valid = self._src.read_masks([1, 2, 3, 4], window=window).any(axis=0)
+        if self._cover_px is not None:
+            r0, r1, c0, c1 = self._cover_px
+            rows = np.arange(window.row_off, window.row_off + window.height)
+            cols = np.arange(window.col_off, window.col_off + window.width)
+            valid &= ((rows >= r0) & (rows < r1))[:, None] & ((cols >= c0) & (cols < c1))[None, :]
+        return valid
+
+    def restrict_to(self, part: Extent | None) -> None:
+        """Map only ``part`` (aerial CRS) of the extent: pixels outside it become nodata."""
+        if part is None:
+            return
+        common = part if self.coverage is None else self.coverage.intersection(part)
+        if common is None:
+            raise MappingInputError(
+                f"the inputs cover parts of the aerial image {self.aerial_path} that do not overlap: nothing to map"
+            )
+        self.coverage = common
+        inverse = ~self.transform
+        cols, rows = zip(*(inverse @ (x, y) for x in (common.left, common.right) for y in (common.bottom, common.top)))
+        self._cover_px = (max(0, round(min(rows))), min(self.height, round(max(rows))),
+                          max(0, round(min(cols))), min(self.width, round(max(cols))))
 
     def close(self) -> None:
         """Close every file opened."""
@@ -178,17 +234,37 @@ class AerialSource:
         self.close()
 
 
-def boundless_read(ds, row0: int, col0: int, size_rows: int, size_cols: int, fill: float = 0) -> np.ndarray:
-    """Read ``(count, size_rows, size_cols)`` at pixel offset ``(row0, col0)``, filling outside.
+def edge_read(ds, row0: int, col0: int, size_rows: int, size_cols: int) -> np.ndarray:
+    """Read ``(count, size_rows, size_cols)`` at pixel offset ``(row0, col0)``, repeating edges.
 
-    Works on ``WarpedVRT`` too (whose own ``boundless=True`` is unsupported).
+    Pixels outside the raster take the value of the nearest edge pixel, as the dataset's
+    :func:`flairlc.data.sentinel.window_slice` does for a window past a super-area's edge (the
+    two agree exactly wherever that one is defined). Only the part inside the raster is read.
+    Works on ``WarpedVRT`` too.
     """
-    out = np.full((ds.count, size_rows, size_cols), fill, dtype=ds.dtypes[0])
-    r0, c0 = max(row0, 0), max(col0, 0)
-    r1, c1 = min(row0 + size_rows, ds.height), min(col0 + size_cols, ds.width)
-    if r1 > r0 and c1 > c0:
-        out[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
-    return out
+    r0 = min(max(row0, 0), ds.height - 1)
+    c0 = min(max(col0, 0), ds.width - 1)
+    r1 = max(min(row0 + size_rows, ds.height), r0 + 1)
+    c1 = max(min(col0 + size_cols, ds.width), c0 + 1)
+    inner = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+    rows = np.clip(np.arange(row0, row0 + size_rows), r0, r1 - 1) - r0
+    cols = np.clip(np.arange(col0, col0 + size_cols), c0, c1 - 1) - c0
+    return inner[:, rows[:, None], cols[None, :]]
+
+
+@contextmanager
+def _grouped_warnings(what: str) -> Iterator[None]:
+    """Re-emit the warnings of a block once per kind, not once per file (a series has many)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    groups: dict[tuple, list[warnings.WarningMessage]] = {}
+    for w in caught:
+        key = (w.category, re.sub(r"\S+\.tif|masks ", "", str(w.message)))
+        groups.setdefault(key, []).append(w)
+    for (category, _), items in groups.items():
+        more = f" (and {len(items) - 1} other {what} alike)" if len(items) > 1 else ""
+        warnings.warn(f"{items[0].message}{more}", category, stacklevel=4)
 
 
 def _sentinel_helpers():
@@ -202,16 +278,33 @@ class SentinelSeries:
     """A Sentinel-2 series folder (one 10-band GeoTIFF per date), read by coordinates.
 
     Layout (see ``docs/architecture.md``): ``{product_name}.tif`` per date, 10 bands uint16
-    reflectance x 10 000 at 10 m; ``{product_name}_masks.tif`` (cloud and snow probability) when
-    every date has one, for the cloud filter. Dates are parsed from the product names and sorted.
+    reflectance x 10 000 at 10 m; ``{product_name}_masks.tif`` (2 bands uint8, 0–100: band 1 snow
+    probability, band 2 cloud probability, the channel order of FLAIR's ``_masks.npy``) when every
+    date has one, for the cloud filter. Dates are parsed from the product names and sorted.
+    ``dates_days`` are date − reference; the mapper takes the offsets it feeds a model from the
+    model's :class:`~flairlc.data.sentinel.SeriesPreprocessing` instead (its profile's sign).
+
+    Every file must have 10 m pixels (else resampled to 10 m with a warning, or refused, per
+    ``resolution_policy``); files in another CRS are reprojected onto a 10 m grid in ``crs``.
+    With ``aerial``, each file's coverage of the aerial extent is judged by ``coverage_policy``
+    (:mod:`flairlc.mapping.coverage`), and :attr:`coverage` is the part every file covers.
 
     Args:
         folder: the series folder.
         crs: CRS of the aerial grid (the window centres are given in it).
         reference_date: date the day offsets count from.
+        aerial: the aerial extent to map (none: coverage is not checked).
+        aerial_path: the aerial image, for messages.
+        coverage_policy: ``"error"`` or ``"warn"``.
+        resolution_policy: ``"resample"`` or ``"error"``.
+        need_masks: the model filters cloudy dates: a date without ``_masks.tif`` is an error
+            (``coverage_policy="error"``) or a warning, and the filter is then skipped.
     """
 
-    def __init__(self, folder: str | Path, crs, reference_date: datetime.date) -> None:
+    def __init__(self, folder: str | Path, crs, reference_date: datetime.date, *,
+                 aerial: Extent | None = None, aerial_path: str | Path | None = None,
+                 coverage_policy: str = "error", resolution_policy: str = "resample",
+                 need_masks: bool = False) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise MappingInputError(f"Sentinel-2 folder {self.folder} does not exist")
@@ -230,35 +323,71 @@ class SentinelSeries:
         self.paths = [p for _, p in dated]
         self.dates_days = np.asarray(dates_to_days(self.dates, reference_date), dtype=np.int64)
         self.crs = crs
+        self.coverage: Extent | None = None
+        self._checks = (Path(aerial_path) if aerial_path else None, aerial, check_policy(coverage_policy),
+                        resolution_policy)
         self._stack = ExitStack()
-        self._ds = []
-        for p in self.paths:
-            ds = self._stack.enter_context(rasterio.open(p))
-            if ds.count != SENTINEL_BANDS:
-                self._stack.close()
-                raise MappingInputError(f"Sentinel-2 file {p} has {ds.count} bands, expected {SENTINEL_BANDS}")
-            if ds.crs is None:
-                self._stack.close()
-                raise MappingInputError(f"Sentinel-2 file {p} has no CRS")
-            if ds.crs != crs:
-                # Reprojected onto the aerial CRS, at GDAL's chosen (about 10 m) resolution.
-                ds = self._stack.enter_context(WarpedVRT(ds, crs=crs, resampling=Resampling.bilinear))
-            self._ds.append(ds)
+        try:
+            with _grouped_warnings("Sentinel-2 files"):
+                self._ds = [self._open(p, "Sentinel-2 file", SENTINEL_BANDS, Resampling.bilinear) for p in self.paths]
+                self._mask_ds = self._open_masks(need_masks, coverage_policy)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open(self, path: Path, what: str, count: int, resampling: Resampling):
+        """Open one file of the series, check it, and put it on a 10 m grid in the aerial CRS."""
+        aerial_path, aerial, coverage_policy, resolution_policy = self._checks
+        ds = self._stack.enter_context(rasterio.open(path))
+        if ds.count != count:
+            raise MappingInputError(f"{what} {path} has {ds.count} bands, expected {count}")
+        if ds.crs is None:
+            raise MappingInputError(f"{what} {path} has no CRS")
+        if aerial is not None:
+            part = covered_part(what, path, Extent(*ds.bounds, ds.crs), aerial, aerial_path,
+                                pixel_size(ds.transform), coverage_policy)
+            if part is not None:
+                self.coverage = part if self.coverage is None else self.coverage.intersection(part)
+                if self.coverage is None:
+                    raise MappingInputError(
+                        f"the Sentinel-2 files of {self.folder} cover parts of the aerial image "
+                        f"{aerial_path} that do not overlap: nothing to map"
+                    )
+        on_grid = _resolution_ok(ds, path, what, SENTINEL_PIXEL_SIZE_M, resolution_policy,
+                                 f"{SENTINEL_PIXEL_SIZE_M:g} m ({resampling.name})")
+        if on_grid and ds.crs == self.crs:
+            return ds
+        transform, width, height = calculate_default_transform(
+            ds.crs, self.crs, ds.width, ds.height, *ds.bounds, resolution=SENTINEL_PIXEL_SIZE_M
+        )
+        return self._stack.enter_context(
+            WarpedVRT(ds, crs=self.crs, transform=transform, width=width, height=height, resampling=resampling)
+        )
+
+    def _open_masks(self, need_masks: bool, coverage_policy: str) -> list | None:
+        """The ``_masks.tif`` files when every date has one; else None (an error when needed)."""
         mask_paths = [p.with_name(p.stem + "_masks.tif") for p in self.paths]
-        self._mask_ds: list | None = None
-        if all(m.is_file() for m in mask_paths):
-            self._mask_ds = []
-            for m in mask_paths:
-                ds = self._stack.enter_context(rasterio.open(m))
-                if ds.crs != crs:
-                    ds = self._stack.enter_context(WarpedVRT(ds, crs=crs, resampling=Resampling.nearest))
-                self._mask_ds.append(ds)
+        missing = [m for m in mask_paths if not m.is_file()]
+        if not missing:
+            return [self._open(m, "Sentinel-2 masks file", 2, Resampling.nearest) for m in mask_paths]
+        if need_masks:
+            problem = (
+                f"the model was trained with the cloud filter, but {len(missing)} of the {len(mask_paths)} "
+                f"dates in {self.folder} have no {{product}}_masks.tif (first: {missing[0].name})"
+            )
+            if coverage_policy == "error":
+                raise MappingInputError(
+                    f"{problem}; add them, or pass --coverage-policy warn to map without the filter"
+                )
+            warnings.warn(f"{problem}: mapping without the cloud filter (all {len(mask_paths)} dates)",
+                          stacklevel=4)
+        return None
 
     def read_window(self, x: float, y: float, size: int) -> np.ndarray:
         """The ``size x size`` window of every date centred on the point ``(x, y)`` (aerial CRS).
 
         The pixel containing the point is at index ``size // 2`` of the window; parts outside a
-        file are zeros.
+        file repeat its edge pixels (:func:`edge_read`), as the dataset does.
 
         Returns:
             float32 ``(T, 10, size, size)``, reflectance x 10 000.
@@ -266,20 +395,21 @@ class SentinelSeries:
         out = np.empty((len(self._ds), SENTINEL_BANDS, size, size), dtype=np.float32)
         for t, ds in enumerate(self._ds):
             row, col = ds.index(x, y)
-            out[t] = boundless_read(ds, row - size // 2, col - size // 2, size, size)
+            out[t] = edge_read(ds, row - size // 2, col - size // 2, size, size)
         return out
 
     def read_masks_window(self, x: float, y: float, size: int) -> np.ndarray | None:
-        """Cloud and snow probabilities ``(T, 2, size, size)`` (uint8) of the same window, or None.
+        """Snow and cloud probabilities ``(T, 2, size, size)`` (uint8) of the same window, or None.
 
-        Read from the ``{product_name}_masks.tif`` files; None when any date has none.
+        Channel 0 is snow, channel 1 cloud (bands 1 and 2 of the ``{product_name}_masks.tif``
+        files); None when any date has no such file.
         """
         if self._mask_ds is None:
             return None
         out = np.empty((len(self._mask_ds), 2, size, size), dtype=np.uint8)
         for t, ds in enumerate(self._mask_ds):
             row, col = ds.index(x, y)
-            out[t] = boundless_read(ds, row - size // 2, col - size // 2, size, size)
+            out[t] = edge_read(ds, row - size // 2, col - size // 2, size, size)
         return out
 
     def close(self) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from flairlc import nomenclature
+from flairlc.outputs import write_text
 
 
 def write_qml(map_path: str | Path, nomenclature_name: str = "baseline") -> Path:
@@ -38,8 +38,4 @@ def write_qml(map_path: str | Path, nomenclature_name: str = "baseline") -> Path
   <blendMode>0</blendMode>
 </qgis>
 """
-    qml_path = map_path.with_suffix(".qml")
-    tmp = qml_path.with_name(qml_path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, qml_path)
-    return qml_path
+    return write_text(map_path.with_suffix(".qml"), text)

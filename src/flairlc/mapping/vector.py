@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import fiona
@@ -16,6 +15,7 @@ from shapely.geometry import mapping, shape
 from flairlc import nomenclature
 from flairlc.mapping._common import map_class_names
 from flairlc.mapping.inputs import MappingInputError
+from flairlc.outputs import atomic_path, check_writable
 
 _SCHEMA = {
     "geometry": "Polygon",
@@ -50,20 +50,19 @@ def polygonize_map(
     map_path, out_gpkg = Path(map_path), Path(out_gpkg)
     if not map_path.exists():
         raise MappingInputError(f"class map {map_path} does not exist")
-    tmp = out_gpkg.with_name(out_gpkg.stem + ".tmp.gpkg")
-    tmp.unlink(missing_ok=True)
-    with rasterio.open(map_path) as ds:
+    check_writable(out_gpkg, "GeoPackage")
+    with rasterio.open(map_path) as ds, atomic_path(out_gpkg, keep_suffix=True) as tmp:
         if ds.count != 1:
             raise MappingInputError(f"class map {map_path} has {ds.count} bands, expected 1")
         names = map_class_names(ds)
         size = tile_size or max(ds.width, ds.height)
         crs = FionaCRS.from_wkt(ds.crs.to_wkt()) if ds.crs else None
+        tmp.unlink(missing_ok=True)  # left by a killed run of this process id
         with fiona.open(tmp, "w", driver="GPKG", schema=_SCHEMA, crs=crs, layer=layer) as dst:
             for y in range(0, ds.height, size):
                 for x in range(0, ds.width, size):
                     w = Window(x, y, min(size, ds.width - x), min(size, ds.height - y))
                     dst.writerecords(_polygons(ds.read(1, window=w), ds.window_transform(w), names, min_area_m2))
-    os.replace(tmp, out_gpkg)
     return out_gpkg
 
 

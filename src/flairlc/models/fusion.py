@@ -74,6 +74,8 @@ class FusionModule(nn.Module):
         in_channels: channels ``F`` of the embedding.
         level_channels: channels of each U-Net encoder level, highest resolution first.
         dropout: dropout of the collapsed-path MLPs.
+        zero_init: start the last layer of both paths at 0, so that the fusion adds nothing
+            before training and each term grows only as far as it helps the U-Net.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class FusionModule(nn.Module):
         in_channels: int,
         level_channels: Sequence[int],
         dropout: float = COLLAPSED_DROPOUT,
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
         self.cropped = nn.ModuleList(
@@ -89,6 +92,10 @@ class FusionModule(nn.Module):
         self.collapsed = nn.ModuleList(
             _collapsed_mlp(in_channels, c, dropout) for c in level_channels
         )
+        if zero_init:
+            for layer in [*self.cropped, *(mlp[-1] for mlp in self.collapsed)]:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(
         self,

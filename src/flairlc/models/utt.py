@@ -83,6 +83,7 @@ class UTT(nn.Module):
         aerial_resolution_m: float = AERIAL_RESOLUTION_M,
         sentinel_resolution_m: float = SENTINEL_RESOLUTION_M,
         drop_utae_modality: float = 0.0,
+        fusion_zero_init: bool = False,
         use_metadata: bool = False,
         metadata_size: int = DEFAULT_METADATA_SIZE,
     ) -> None:
@@ -100,7 +101,9 @@ class UTT(nn.Module):
             sentinel_channels, encoder_widths, decoder_widths, str_conv_k, str_conv_s,
             str_conv_p, agg_mode, encoder_norm, n_head, d_model, d_k, padding_mode,
         )  # fmt: skip
-        self.fusion = FusionModule(self.utae.out_channels, self.unet.encoder_channels)
+        self.fusion = FusionModule(
+            self.utae.out_channels, self.unet.encoder_channels, zero_init=fusion_zero_init
+        )
         self.aux_head = nn.Conv2d(self.utae.out_channels, num_classes, kernel_size=1)
 
     def footprint_px(self, aerial_hw: tuple[int, int]) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,50 @@ class CheckpointError(ValueError):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint dictionary with ``torch.load(weights_only=True)``."""
+    """Read a checkpoint dictionary with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: one line saying what the file is not (a flairlc/Lightning checkpoint, a
+            state dict) or which Python object a safe load refused.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is the same user error
-        raise CheckpointError(f"{path}: cannot read as a safe (weights-only) checkpoint: {error}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise CheckpointError(f"{path}: not a flairlc training checkpoint (no state_dict/hyper_parameters)")
+        raise CheckpointError(f"{path}: {_unreadable(error)}") from None
+    problem = _not_a_training_checkpoint(checkpoint)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     return checkpoint
+
+
+#: What ``flairlc`` reads: a checkpoint written by ``flairlc fit`` (Lightning, with hyper-parameters).
+_EXPECTED = "a flairlc/Lightning checkpoint (a .ckpt written by flairlc fit)"
+
+
+def _unreadable(error: Exception) -> str:
+    """What to say of a file ``torch.load(weights_only=True)`` failed on, in one line."""
+    unsafe = re.search(r"GLOBAL ([\w.]+)|global[: ]+([\w.]+)", str(error))
+    if unsafe:
+        name = unsafe.group(1) or unsafe.group(2)
+        return (
+            f"refused: it holds a Python object ({name}) that a safe (weights-only) load does not "
+            f"create; it is not {_EXPECTED}"
+        )
+    return f"not {_EXPECTED}, nor a PyTorch state dict: torch.load cannot read it (truncated, or another kind of file?)"
+
+
+def _not_a_training_checkpoint(checkpoint: Any) -> str | None:
+    """Why a loaded object is not a flairlc training checkpoint, or None when it is one."""
+    if isinstance(checkpoint, dict) and "state_dict" in checkpoint and "hyper_parameters" in checkpoint:
+        return None
+    if isinstance(checkpoint, dict) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return f"a bare state dict ({len(checkpoint)} tensors, no hyper-parameters to rebuild the model), not {_EXPECTED}"
+    if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+        return f"a checkpoint without hyper_parameters, not {_EXPECTED}"
+    return f"a PyTorch file holding a {type(checkpoint).__name__}, not {_EXPECTED}"
 
 
 def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> SegmentationTask:
@@ -43,6 +77,14 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
     # constructor arguments: keep only the latter.
     accepted = inspect.signature(SegmentationTask.__init__).parameters
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
+    if "profile" not in hparams and hparams.get("use_metadata"):
+        # Before preprocessing profiles, the centroid was encoded with wavelengths of 6.3 m to
+        # 19.9 km, an encoding no profile offers: reading it with another would feed the model
+        # silently different inputs (docs/fidelity.md).
+        raise CheckpointError(
+            f"{path}: a metadata model saved before preprocessing profiles existed; its centroid "
+            "encoding is no longer available: retrain it (see docs/fidelity.md)"
+        )
     try:
         task = SegmentationTask(**hparams)
     except (TypeError, ValueError) as error:

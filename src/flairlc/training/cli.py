@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from flairlc.data.datamodule import FlairDataModule
+from flairlc.training.checkpoint import read_checkpoint
 from flairlc.training.run import (
     DEFAULT_RUN_DIR,
     LastCheckpoint,
@@ -61,12 +62,24 @@ class FlairCLI(LightningCLI):
 
     run: RunFolder
 
+    def _parse_ckpt_path(self) -> None:
+        """Refuse an unreadable or unsafe ``--ckpt_path`` file in one line, before Lightning reads it.
+
+        LightningCLI loads the file here for its hyper-parameters; a file that is not a safe
+        flairlc checkpoint would end in an ``UnpicklingError`` traceback.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            read_checkpoint(ckpt_path)
+        super()._parse_ckpt_path()
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.nomenclature", "model.nomenclature")
         parser.link_arguments("data.sat_patch_size", "model.sat_patch_size")
         parser.link_arguments("data.reference_date", "model.reference_date")
         parser.link_arguments("data.geo_enc_size", "model.geo_enc_size")
-        for key in ("filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly"):
+        for key in ("filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "profile"):
             parser.link_arguments(f"data.{key}", f"model.{key}")
         parser.add_argument(
             "--run_dir", type=str, default=DEFAULT_RUN_DIR,
@@ -80,10 +93,13 @@ class FlairCLI(LightningCLI):
         """Resolve ``--ckpt_path`` in the run folder and point checkpoints and loggers at it."""
         config = self.config[self.subcommand]
         self.run = RunFolder(Path(config.run_dir))
+        given = config.ckpt_path
         if self.subcommand == "fit":
             _prepare_fit(config, self.run)
         else:
             self.run = _prepare_evaluation(config, self.run)
+        if config.ckpt_path is not None and config.ckpt_path != given:
+            read_checkpoint(config.ckpt_path)  # `last` or `best`, resolved: refuse a bad file in one line
         if config.prediction_writer.output_dir is None:
             config.prediction_writer.output_dir = str(self.run.predictions)
 

@@ -1,4 +1,4 @@
-"""Input scaling: the paper's [0, 1] scaling or per-channel standardization."""
+"""Input scaling: the paper's [0, 1] scaling, per-channel standardization, or none."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ UINT8_MAX = 255.0
 UINT16_MAX = 65535.0
 #: Sentinel-2 reflectance scale of FLAIR arrays.
 REFLECTANCE_SCALE = 10000.0
+#: Modes of :class:`InputScaler`.
+SCALING_MODES = ("unit", "standardize", "reflectance", "raw")
 
 
 class InputScaler(nn.Module):
@@ -22,7 +24,9 @@ class InputScaler(nn.Module):
 
     Args:
         mode: ``"unit"`` (divide by the dtype's maximum, as in the paper), ``"standardize"`` (per
-            channel mean and std), or ``"reflectance"`` (Sentinel-2 only: ×10 000 → reflectance).
+            channel mean and std), ``"reflectance"`` (Sentinel-2 only: ×10 000 → reflectance), or
+            ``"raw"`` (values as they are, only cast to float: what the official code fed U-TAE
+            with monthly means, reflectance ×10 000).
         channels: number of channels (axis -3 of the input).
         max_value: divisor of ``"unit"`` scaling.
         mean, std: per-channel statistics of ``"standardize"``, in raw units.
@@ -41,12 +45,14 @@ class InputScaler(nn.Module):
             offset, scale = [0.0] * channels, [max_value] * channels
         elif mode == "reflectance":
             offset, scale = [0.0] * channels, [REFLECTANCE_SCALE] * channels
+        elif mode == "raw":
+            offset, scale = [0.0] * channels, [1.0] * channels
         elif mode == "standardize":
             if mean is None or std is None or len(mean) != channels or len(std) != channels:
                 raise ValueError(f"standardize needs {channels} means and stds, got {mean} and {std}")
             offset, scale = list(mean), list(std)
         else:
-            raise ValueError(f"unknown scaling {mode!r}: expected 'unit', 'standardize' or 'reflectance'")
+            raise ValueError(f"unknown scaling {mode!r}: expected one of {SCALING_MODES}")
         self.mode = mode
         self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(-1, 1, 1), persistent=False)

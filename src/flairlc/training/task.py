@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.metadata import metadata_size
-from flairlc.data.sentinel import SeriesPreprocessing
+from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
 from flairlc.evaluation import (
     ConfusionAccumulator,
     EvaluationResult,
@@ -48,7 +48,10 @@ class SegmentationTask(L.LightningModule):
         geo_enc_size: size of the centroid encoding in the metadata vector.
         aerial_scaling: ``"unit"`` (uint8 / 255, the paper) or ``"standardize"``.
         aerial_mean, aerial_std: per-channel statistics for ``"standardize"`` (digital numbers).
-        sentinel_scaling: ``"unit"`` (uint16 / 65 535, the paper) or ``"reflectance"`` (/ 10 000).
+        sentinel_scaling: ``"unit"`` (uint16 / 65 535), ``"reflectance"`` (/ 10 000) or ``"raw"``
+            (no division); None (default): the profile's, ``"unit"`` for ``"flairlc"``; for
+            ``"paper"``, ``"raw"`` with the monthly average and ``"unit"`` without, which is what
+            the official code fed U-TAE (``docs/fidelity.md``).
         class_weights: per-class loss weights of the aerial (U-Net) output; default 1, 'other' 0.
         aux_class_weights: per-class weights of the satellite (U-TAE) output; default 1, 'other'
             and 'plowed land' 0.
@@ -66,6 +69,9 @@ class SegmentationTask(L.LightningModule):
             CLI); mapping applies the same to its series.
         aerial_resolution_m: aerial pixel size (metres).
         sentinel_resolution_m: Sentinel-2 pixel size (metres).
+        profile: preprocessing profile, ``"flairlc"`` or ``"paper"`` (the data module's, linked by
+            the CLI; see :class:`~flairlc.data.sentinel.SeriesPreprocessing` and
+            ``docs/fidelity.md``); checkpoints saved before it existed load as ``"flairlc"``.
     """
 
     def __init__(
@@ -78,7 +84,7 @@ class SegmentationTask(L.LightningModule):
         aerial_scaling: str = "unit",
         aerial_mean: Sequence[float] = AERIAL_MEAN,
         aerial_std: Sequence[float] = AERIAL_STD,
-        sentinel_scaling: str = "unit",
+        sentinel_scaling: str | None = None,
         class_weights: Sequence[float] | None = None,
         aux_class_weights: Sequence[float] | None = None,
         loss_weights: Sequence[float] = (1.0, 1.0),
@@ -96,6 +102,7 @@ class SegmentationTask(L.LightningModule):
         average_monthly: bool = False,
         aerial_resolution_m: float = 0.2,
         sentinel_resolution_m: float = 10.0,
+        profile: str = DEFAULT_PROFILE,
     ) -> None:
         super().__init__()
         if model not in MODEL_INPUTS:
@@ -120,7 +127,7 @@ class SegmentationTask(L.LightningModule):
         self.net = create_model(model, **kwargs)
         self.aerial_channels = int(kwargs.get("aerial_channels", kwargs.get("in_channels", 5))) if model != "utae" else 5
         self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, aerial_mean, aerial_std)
-        self.sentinel_scaler = InputScaler(sentinel_scaling, 10, UINT16_MAX)
+        self.sentinel_scaler = InputScaler(sentinel_scaling or self.series_preprocessing.sentinel_scaling, 10, UINT16_MAX)
         self.register_buffer("class_weights", self._weights(class_weights, zero=(self.other_index,)), persistent=False)
         self.register_buffer(
             "aux_class_weights",
@@ -157,11 +164,14 @@ class SegmentationTask(L.LightningModule):
 
     @property
     def series_preprocessing(self) -> SeriesPreprocessing:
-        """The Sentinel-2 preprocessing the model was trained with."""
+        """The preprocessing the model was trained with: Sentinel-2 series and metadata encoding.
+
+        Mapping and ``evaluate --checkpoint`` apply it (its profile included) to their inputs.
+        """
         h = self.hparams
         return SeriesPreprocessing(
             h["filter_clouds"], h["cloud_max_cover"], h["cloud_prob_threshold"], h["average_monthly"],
-            self.reference_date,
+            self.reference_date, h.get("profile", DEFAULT_PROFILE),
         )
 
     @property
@@ -335,6 +345,8 @@ class SegmentationTask(L.LightningModule):
             "nomenclature": self.hparams["nomenclature"],
             "class_names": self.class_names,
             "class_colors": nomenclature_module.class_colors(self.hparams["nomenclature"]),
+            "profile": self.series_preprocessing.profile,
+            "sentinel_scaling": self.sentinel_scaler.mode,
         }
 
 
@@ -352,8 +364,9 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: t
 def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> None:
     """Raise a clear error when a data module's settings do not fit a task.
 
-    Checks the nomenclature (number of classes), the modalities the model reads and the Sentinel-2
-    window size.
+    Checks the nomenclature (number of classes), the modalities the model reads, the Sentinel-2
+    window size and preprocessing, and the preprocessing profile (when the model reads the series
+    or the metadata, which the profile changes).
     """
     problems = []
     if data_hparams.get("nomenclature", task.hparams["nomenclature"]) != task.hparams["nomenclature"]:
@@ -369,6 +382,9 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
         for key in ("sat_patch_size", "filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "reference_date"):
             if key in data_hparams and data_hparams[key] != task.hparams[key]:
                 problems.append(f"the model was set up with {key}={task.hparams[key]!r}, the data uses {data_hparams[key]!r}")
+    profile = task.series_preprocessing.profile
+    if {"sentinel", "metadata"} & set(task.required_modalities) and data_hparams.get("profile", profile) != profile:
+        problems.append(f"the model was set up with profile={profile!r}, the data uses {data_hparams['profile']!r}")
     if problems:
         raise ValueError("model and data do not fit: " + "; ".join(problems))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import rasterio
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from flairlc import nomenclature
+from flairlc.outputs import atomic_path, check_writable_dir, ensure_dir
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -21,7 +22,8 @@ class PredictionWriter(BasePredictionWriter):
     The output copies the profile (CRS, transform, size) of the patch's aerial image and embeds
     the nomenclature colour table. With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8
     band per class (probability × 255) is written too. Files are written under a temporary name,
-    then renamed.
+    then renamed. The folder is checked (created, writable) before the first batch is predicted,
+    and the end of the run prints where the files went and how many.
 
     Args:
         output_dir: folder of the predictions.
@@ -32,6 +34,20 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
         self.probabilities = probabilities
+        self.written = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "predict":
+            check_writable_dir(self.output_dir, "prediction folder")
+            self.written = 0
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total = int(trainer.strategy.reduce(torch.tensor(self.written), reduce_op="sum"))
+        if trainer.is_global_zero:
+            split = (getattr(trainer.datamodule, "hparams", None) or {}).get("predict_split")
+            kinds = "PRED_{id}.tif" + (" and PROBA_{id}.tif" if self.probabilities else "")
+            of_split = f" of the {split} split" if split else ""
+            print(f"predictions: {total} patches{of_split} written to {self.output_dir} ({kinds})")
 
     def write_on_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: dict[str, Any],
@@ -43,6 +59,7 @@ class PredictionWriter(BasePredictionWriter):
         for index, proba in zip(prediction["index"].tolist(), probabilities):
             record = dataset.records[index]
             write_prediction(self.output_dir, record.id, record.aerial_path, proba, names, self.probabilities)
+            self.written += 1
 
 
 def write_prediction(
@@ -57,7 +74,7 @@ def write_prediction(
     Returns:
         The path of ``PRED_{id}.tif``.
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(output_dir, "prediction folder")
     with rasterio.open(image_path) as image:
         profile = image.profile
     profile.update(count=1, dtype="uint8", nodata=None, compress="deflate", tiled=False)
@@ -75,12 +92,10 @@ def write_prediction(
 
 def _write(path: Path, array: np.ndarray, profile: dict, colormap: dict | None = None,
            descriptions: Sequence[str] | None = None) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with rasterio.open(temporary, "w", **{**profile, "driver": "GTiff"}) as dst:
+    with atomic_path(path) as temporary, rasterio.open(temporary, "w", **{**profile, "driver": "GTiff"}) as dst:
         dst.write(array)
         if colormap:
             dst.write_colormap(1, colormap)
         if descriptions:
             for band, name in enumerate(descriptions, start=1):
                 dst.set_band_description(band, name)
-    os.replace(temporary, path)

@@ -1,9 +1,10 @@
-"""Atomic writers for the generator: GeoTIFFs, JSON and NumPy files appear whole or not at all."""
+"""Writers for the generator: GeoTIFFs, JSON and NumPy files appear whole or not at all.
+
+All go through :mod:`flairlc.outputs` (temporary name in the same folder, then rename).
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,10 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
+from flairlc import outputs
+
 #: Lambert-93, the CRS of every FLAIR raster.
 LAMBERT93 = CRS.from_epsg(2154)
-
-
-def _part(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part")
 
 
 def _block(size: int) -> int | None:
@@ -45,31 +44,23 @@ def write_geotiff(
     }
     if block is not None:
         profile.update(tiled=True, blockxsize=block, blockysize=block)
-    part = _part(path)
-    with rasterio.open(part, "w", **profile) as dst:
+    with outputs.atomic_path(path) as part, rasterio.open(part, "w", **profile) as dst:
         dst.write(array)
         if colormap is not None:
             dst.write_colormap(1, colormap)
-    os.replace(part, path)
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary name, then rename)."""
-    part = _part(path)
-    part.write_text(json.dumps(obj, sort_keys=True), encoding="utf-8")
-    os.replace(part, path)
+    outputs.write_json(path, obj, sort_keys=True)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Write a ``.npy`` file atomically."""
-    part = _part(path)
-    with open(part, "wb") as f:
+    with outputs.atomic_path(path) as part, open(part, "wb") as f:
         np.save(f, array)
-    os.replace(part, path)
 
 
 def write_text(path: Path, text: str) -> None:
     """Write a text file atomically."""
-    part = _part(path)
-    part.write_text(text, encoding="utf-8")
-    os.replace(part, path)
+    outputs.write_text(path, text)

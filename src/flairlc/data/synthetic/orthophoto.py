@@ -10,7 +10,7 @@ of ``docs/architecture.md`` ("Sentinel-2 input for mapping").
 from __future__ import annotations
 
 import math
-import os
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from flairlc.data.synthetic.scene import (
 )
 from flairlc.data.synthetic.sentinel import acquisition_dates, product_name, render_series
 from flairlc.nomenclature import colormap, raw_to_index
+from flairlc.outputs import atomic_path
 
 #: Sentinel-2 margin around the aerial extent, pixels at 10 m on each side.
 SENTINEL_MARGIN_PX = 32
@@ -59,7 +60,8 @@ class OrthophotoYear:
         aerial: 4-band uint8 GeoTIFF (R, G, B, NIR), 0.2 m, EPSG:2154.
         elevation: 1-band uint8 GeoTIFF on the same grid (height above ground, 10 DN per metre).
         truth: 1-band uint8 GeoTIFF of zero-based baseline indices 0..12 on the same grid.
-        sentinel: folder of ``{product}.tif`` (10 bands uint16, 10 m) and ``{product}_masks.tif``.
+        sentinel: folder of ``{product}.tif`` (10 bands uint16, 10 m) and ``{product}_masks.tif``
+            (2 bands uint8: snow, then cloud probability, 0–100).
         products: the Sentinel-2 product names, in date order.
     """
 
@@ -154,12 +156,11 @@ def _write_year_rasters(
         "blockysize": 256,
     }
     paths = (folder / "aerial.tif", folder / "elevation.tif", folder / "truth.tif")
-    parts = [p.with_name(f".{p.name}.part") for p in paths]
-    with (
-        rasterio.open(parts[0], "w", count=4, dtype="uint8", **base) as aerial,
-        rasterio.open(parts[1], "w", count=1, dtype="uint8", **base) as elevation,
-        rasterio.open(parts[2], "w", count=1, dtype="uint8", **base) as truth,
-    ):
+    with ExitStack() as stack:
+        parts = [stack.enter_context(atomic_path(p)) for p in paths]
+        aerial = stack.enter_context(rasterio.open(parts[0], "w", count=4, dtype="uint8", **base))
+        elevation = stack.enter_context(rasterio.open(parts[1], "w", count=1, dtype="uint8", **base))
+        truth = stack.enter_context(rasterio.open(parts[2], "w", count=1, dtype="uint8", **base))
         truth.write_colormap(1, colormap("baseline"))
         for r in range(0, grid.height, BLOCK_PX):
             for c in range(0, grid.width, BLOCK_PX):
@@ -172,8 +173,6 @@ def _write_year_rasters(
                 aerial.write(image[:4], window=window)
                 elevation.write(image[4:], window=window)
                 truth.write(raw_to_index(cls)[None], window=window)
-    for part, path in zip(parts, paths, strict=True):
-        os.replace(part, path)
     return paths
 
 

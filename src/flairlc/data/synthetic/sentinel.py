@@ -14,6 +14,7 @@ import datetime as dt
 
 import numpy as np
 
+from flairlc.data.sentinel import CLOUD_CHANNEL, SNOW_CHANNEL
 from flairlc.data.synthetic.noise import ValueNoise
 from flairlc.data.synthetic.scene import (
     AGRICULTURAL,
@@ -161,7 +162,7 @@ def render_series(
 
     Returns:
         ``(data, masks)``: uint16 ``(T, 10, H, W)`` reflectance ×10 000 and uint8 ``(T, 2, H, W)``
-        cloud and snow probabilities (0–100).
+        snow (channel 0) and cloud (channel 1) probabilities (0–100), as in FLAIR's ``_masks.npy``.
     """
     t, (h, w) = len(dates), fractions.shape[1:]
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=np.float32)
@@ -193,15 +194,15 @@ def render_series(
             opacity = np.clip((field - threshold) / 0.12, 0.0, 1.0)
         surface[i] = (1 - opacity) * surface[i] + opacity * _CLOUD[:, None, None]
         prob = 100 * opacity + 4 * rng.standard_normal((h, w), dtype=np.float32)
-        masks[i, 0] = np.clip(np.rint(prob), 0, 100)
+        masks[i, CLOUD_CHANNEL] = np.clip(np.rint(prob), 0, 100)
     for i in range(t):  # snow, rarely and only in deep winter
-        if (doy[i] < 60 or doy[i] > 340) and rng.random() < 0.12 and masks[i, 0].mean() < 50:
+        if (doy[i] < 60 or doy[i] > 340) and rng.random() < 0.12 and masks[i, CLOUD_CHANNEL].mean() < 50:
             field = ValueNoise(400.0, seed * 1000 + 500 + i, 2).grid(xs, ys)
             cover = np.clip((field - 0.1) / 0.2, 0.0, 1.0)
             surface[i] = (1 - cover) * surface[i] + cover * np.asarray(_SNOW, np.float32)[
                 :, None, None
             ]
-            masks[i, 1] = np.clip(np.rint(100 * cover), 0, 100)
+            masks[i, SNOW_CHANNEL] = np.clip(np.rint(100 * cover), 0, 100)
     data = np.clip(np.rint(surface), 0, 10000).astype(np.uint16)
     return data, masks
 
