@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,32 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synthetic_copy(synthetic_root: Path, tmp_path: Path) -> Path:
     """A private copy of :func:`synthetic_root` that a test may corrupt."""
     return Path(shutil.copytree(synthetic_root, tmp_path / "flair"))
+
+
+@pytest.fixture
+def without_write_permission() -> list[str]:
+    """A command prefix under which a folder owned by nobody with mode 555 is read-only.
+
+    Empty for a normal user; as root, ``setpriv`` drops the capabilities that ignore permissions.
+    Skips the test when root has no ``setpriv``.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv: no way to make a folder read-only")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+def make_read_only(folder: Path) -> None:
+    """Give ``folder`` to nobody (as root) with mode 555, so that nothing can be created in it."""
+    if os.geteuid() == 0:
+        os.chown(folder, 65534, 65534)
+    folder.chmod(0o555)
+
+
+def flairlc_command() -> list[str]:
+    """The installed ``flairlc`` command of this interpreter (or ``python -m flairlc.cli``)."""
+    executable = Path(sys.executable).with_name("flairlc")
+    return [str(executable)] if executable.exists() else [sys.executable, "-m", "flairlc.cli"]

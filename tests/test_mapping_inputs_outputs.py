@@ -12,10 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from conftest import flairlc_command, make_read_only
 from rasterio.crs import CRS
 
 from flairlc import nomenclature
@@ -346,31 +344,13 @@ def test_change_into_a_missing_folder_and_areas_without_float_noise(tmp_path: Pa
         compute_change(ma, mb, ma)
 
 
-def _without_write_permission() -> list[str] | None:
-    """A command prefix under which a folder owned by nobody with mode 555 is read-only, or None."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    caps = "-dac_override,-dac_read_search"
-    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}"]
-
-
-def test_read_only_output_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    prefix = _without_write_permission()
-    if prefix is None:
-        pytest.skip("root without setpriv: no way to make a folder read-only")
+def test_read_only_output_folder_is_one_line_not_a_traceback(tmp_path: Path, without_write_permission: list[str]) -> None:
     a = _class_map(tmp_path / "a.tif", np.full((64, 64), 3, np.uint8))
     read_only = tmp_path / "read_only"
     read_only.mkdir()
-    if os.geteuid() == 0:
-        os.chown(read_only, 65534, 65534)
-    read_only.chmod(0o555)
-    executable = Path(sys.executable).with_name("flairlc")
-    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "flairlc.cli"]
+    make_read_only(read_only)
     try:
-        result = subprocess.run([*prefix, *command, "change", str(a), str(a), "--out", str(read_only / "c.tif")],
+        result = subprocess.run([*without_write_permission, *flairlc_command(), "change", str(a), str(a), "--out", str(read_only / "c.tif")],
                                 capture_output=True, text=True, timeout=120)
     finally:
         read_only.chmod(0o755)

@@ -8,6 +8,7 @@ bit for bit (weights and ``metrics.csv``).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import flairlc_command, make_read_only
 
 from flairlc.cli import main
 from flairlc.data.datamodule import draw_val_domains
-from flairlc.training import read_checkpoint
+from flairlc.training import SegmentationTask, read_checkpoint
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cpu" / "unet.yaml"
 EPOCHS = 3
@@ -151,6 +153,50 @@ def test_test_and_predict_write_beside_the_training_logs(straight_run: Path, syn
     assert sorted(p.name for p in straight_run.iterdir()) == [
         "checkpoints", "config.yaml", "evaluation", "hparams.yaml", "metrics.csv", "predictions", "tensorboard",
     ]
+
+
+def _one_error_line(result: subprocess.CompletedProcess, command: str, path_part: str) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"flairlc {command}: error:")]
+    assert len(lines) == 1 and path_part in lines[0] and "permission denied" in lines[0], result.stderr[-2000:]
+    return lines[0]
+
+
+def test_fit_into_a_read_only_place_is_one_line(
+    synthetic_root: Path, tmp_path: Path, without_write_permission: list[str]
+) -> None:
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    make_read_only(read_only)
+    try:
+        result = subprocess.run([*without_write_permission, *flairlc_command(),
+                                 *fit_args(synthetic_root, read_only / "run", "--trainer.max_epochs", "1")],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        read_only.chmod(0o755)
+    _one_error_line(result, "fit", "read_only")
+    assert not (read_only / "run").exists()
+
+
+def test_test_with_an_unwritable_evaluation_folder_fails_before_the_test_epoch(
+    straight_run: Path, synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(straight_run, run, ignore=shutil.ignore_patterns("evaluation", "predictions"))
+    (run / "evaluation").write_text("a file where the evaluation folder should go")
+    steps = []
+    monkeypatch.setattr(SegmentationTask, "test_step", lambda self, batch, batch_idx: steps.append(batch_idx))
+    command = ["test", "--config", str(CONFIG), "--data.root", str(synthetic_root), "--run_dir", str(run),
+               "--trainer.enable_progress_bar", "false", "--ckpt_path", "last"]
+    try:
+        code = main(command)
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2 and steps == []  # refused before the first test step
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("flairlc test: error:")]
+    assert len(errors) == 1 and "evaluation" in errors[0], errors
 
 
 def test_epoch_shuffle_depends_on_the_seed_and_epoch_only() -> None:

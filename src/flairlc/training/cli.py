@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from flairlc.data.datamodule import FlairDataModule
+from flairlc.outputs import check_writable_dir
 from flairlc.training.checkpoint import read_checkpoint
 from flairlc.training.run import (
     DEFAULT_RUN_DIR,
@@ -96,8 +97,11 @@ class FlairCLI(LightningCLI):
         given = config.ckpt_path
         if self.subcommand == "fit":
             _prepare_fit(config, self.run)
+            check_writable_dir(self.run.path, "run folder")
         else:
             self.run = _prepare_evaluation(config, self.run)
+            if self.subcommand == "test":  # before the test epoch, not after it
+                check_writable_dir(self.run.evaluation, "evaluation folder")
         if config.ckpt_path is not None and config.ckpt_path != given:
             read_checkpoint(config.ckpt_path)  # `last` or `best`, resolved: refuse a bad file in one line
         if config.prediction_writer.output_dir is None:
