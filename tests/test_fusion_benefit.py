@@ -15,7 +15,9 @@ import pytest
 
 from flairlc.demo.farmland import FarmlandScore, generate_farmland, train_and_score
 
-#: Required lead of U-T&T over U-Net on the seasonal classes' mean IoU.
+#: Required lead of U-T&T over U-Net on the seasonal classes' mean IoU, which the control must not
+#: reach. Measured over 5 seeds x {1, 2} threads: U-T&T leads by 0.30 to 0.57, the control by
+#: -0.05 to +0.08 (benchmarks/RESULTS.md).
 MARGIN = 0.2
 
 
@@ -42,4 +44,4 @@ def test_utt_beats_unet_on_the_seasonal_classes(farmland_root: Path, unet: Farml
 def test_without_sentinel_information_the_fusion_gains_nothing(farmland_root: Path, unet: FarmlandScore, tmp_path: Path) -> None:
     control = train_and_score("utt", farmland_root, seed=0, sentinel="zeros", work_dir=tmp_path)
     print(f"seasonal classes' mean IoU: U-Net {unet.seasonal_iou:.3f}, U-T&T on zeroed Sentinel-2 {control.seasonal_iou:.3f}")
-    assert control.seasonal_iou < unet.seasonal_iou + MARGIN / 2
+    assert control.seasonal_iou < unet.seasonal_iou + MARGIN

@@ -24,7 +24,7 @@ import torch
 
 from flairlc.data import FlairDataModule
 from flairlc.data.synthetic import generate_dataset
-from flairlc.training import SegmentationTask
+from flairlc.demo.recipe import CpuRecipe
 
 #: Baseline indices of herbaceous vegetation, agricultural land and plowed land.
 SEASONAL_CLASSES = (9, 10, 11)
@@ -33,12 +33,13 @@ SENTINEL_MODES = ("real", "zeros")
 
 
 @dataclass(frozen=True)
-class FarmlandSettings:
-    """Data and training budget of the farmland experiment.
+class FarmlandSettings(CpuRecipe):
+    """Data and training budget of the farmland experiment (flairlc's CPU recipe, 20 epochs).
 
-    The defaults take about 1.5 min (U-Net) and 2.5 min (U-T&T) per run on 2 CPU cores.
+    The defaults take about 1.5 min (U-Net) and 2.5 min (U-T&T) per run on 2 idle CPU cores.
     """
 
+    epochs: int = 20
     domains: int = 12
     #: 4 test domains hold about 60 patches of the seasonal classes: enough for a stable score.
     test_domains: int = 4
@@ -49,18 +50,6 @@ class FarmlandSettings:
     data_seed: int = 5
     #: Land-cover tags of the areas: agricultural first (see ``generate_dataset``).
     area_tags: tuple[str, ...] = ("AA", "AN", "AU", "AF", "NA")
-    sat_patch_size: int = 16
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 0.001
-    #: Learning-rate schedule: cosine decay to 0 over the epochs (None: constant).
-    scheduler: str | None = "cosine"
-    #: Start U-T&T's fusion terms at 0 (see :class:`flairlc.models.fusion.FusionModule`).
-    fusion_zero_init: bool = True
-    encoder_name: str = "resnet18"
-    utae_widths: tuple[int, ...] = (32, 32, 64, 64)
-    utae_heads: int = 8
-    utae_d_model: int = 128
     #: Extra :class:`SegmentationTask` arguments (e.g. ``{"scheduler": None}`` for an ablation).
     task_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -137,34 +126,12 @@ def train_and_score(
     Returns:
         the scores, with the number of torch threads the training used.
     """
-    if model not in ("unet", "utt"):
-        raise ValueError(f"model must be 'unet' or 'utt', got {model!r}")
     if sentinel not in SENTINEL_MODES:
         raise ValueError(f"sentinel must be one of {SENTINEL_MODES}, got {sentinel!r}")
     L.seed_everything(seed, verbose=False)
-    fusion = model == "utt"
     data_class = _ZeroSentinelData if sentinel == "zeros" else FlairDataModule
-    # The paper's best series preprocessing for the fusion: cloud filter and monthly average.
-    data = data_class(
-        str(root), modalities=["aerial", "mask"] + (["sentinel"] if fusion else []),
-        batch_size=settings.batch_size, sat_patch_size=settings.sat_patch_size, val_domains=[],
-        filter_clouds=fusion, average_monthly=fusion,
-    )  # fmt: skip
-    model_kwargs: dict[str, Any] = {"encoder_name": settings.encoder_name}
-    if fusion:
-        widths = list(settings.utae_widths)
-        model_kwargs.update(encoder_widths=widths, decoder_widths=widths,
-                            n_head=settings.utae_heads, d_model=settings.utae_d_model,
-                            fusion_zero_init=settings.fusion_zero_init)
-    task_kwargs: dict[str, Any] = dict(
-        model=model, model_kwargs=model_kwargs, optimizer="adamw", lr=settings.lr,
-        scheduler=settings.scheduler,
-        aerial_scaling="standardize", sentinel_scaling="reflectance",
-        sat_patch_size=settings.sat_patch_size,
-        filter_clouds=fusion, average_monthly=fusion,
-    )  # fmt: skip
-    task_kwargs.update(settings.task_overrides)
-    task = SegmentationTask(**task_kwargs)
+    data = settings.data(model, str(root), data_class, val_domains=[])
+    task = settings.task(model, **settings.task_overrides)
     trainer = L.Trainer(
         max_epochs=settings.epochs, accelerator="cpu", devices=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

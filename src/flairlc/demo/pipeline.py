@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 
-from flairlc.data import FlairDataModule, FlairDataset, collate_flair, discover_patches
+from flairlc.data import FlairDataset, collate_flair, discover_patches
 from flairlc.data.check import check_dataset
 from flairlc.data.stats import class_distribution
 from flairlc.data.synthetic import generate_dataset, generate_orthophoto
@@ -34,6 +34,7 @@ from flairlc.demo.figures import (
     plot_seasonal_profiles,
     render_map_png,
 )
+from flairlc.demo.recipe import CpuRecipe
 from flairlc.demo.report import ModelResult, ReportContext, terminal_table, write_report
 from flairlc.evaluation import EvaluationResult
 from flairlc.mapping import compute_areas, compute_change, map_raster
@@ -78,27 +79,16 @@ then `flairlc areas map.tif --zones communes.gpkg --zone-field name` and
 
 
 @dataclass(frozen=True)
-class DemoSettings:
-    """Sizes and budgets of a demo run."""
+class DemoSettings(CpuRecipe):
+    """Sizes and budgets of a demo run (flairlc's CPU recipe, with augmentation)."""
 
+    augment: bool = True
     domains: int = 12
     test_domains: int = 3
     areas_per_domain: int = 10
     patches_per_area: int = 5
     patch_size: int = 64
     dates: int = 12
-    sat_patch_size: int = 16
-    epochs: int = 12
-    batch_size: int = 8
-    lr: float = 0.001
-    #: Learning-rate schedule: cosine decay to 0 over the epochs (None: constant).
-    scheduler: str | None = "cosine"
-    #: Start U-T&T's fusion terms at 0 (see :class:`flairlc.models.fusion.FusionModule`).
-    fusion_zero_init: bool = True
-    encoder_name: str = "resnet18"
-    utae_widths: tuple[int, ...] = (32, 32, 64, 64)
-    utae_heads: int = 8
-    utae_d_model: int = 128
     ortho_size_px: int = 1536
     map_window: int = 256
     map_overlap: int = 64
@@ -179,21 +169,8 @@ def run_demo(out: str | Path = "demo_output", quick: bool = False, seed: int = 0
 def train_and_test(model: str, root: Path, out: Path, settings: DemoSettings, seed: int) -> tuple[SegmentationTask, EvaluationResult]:
     """Train one model with the demo budget, then score it on the test domains."""
     L.seed_everything(seed, verbose=False)
-    modalities = ["aerial", "mask"] + (["sentinel"] if model == "utt" else [])
-    # U-T&T with the paper's best series preprocessing: cloud filter and monthly average.
-    fusion = model == "utt"
-    data = FlairDataModule(str(root), modalities=modalities, batch_size=settings.batch_size,
-                           sat_patch_size=settings.sat_patch_size, val_fraction=0.15, split_seed=seed,
-                           filter_clouds=fusion, average_monthly=fusion)
-    model_kwargs: dict[str, Any] = {"encoder_name": settings.encoder_name}
-    if model == "utt":
-        widths = list(settings.utae_widths)
-        model_kwargs.update(encoder_widths=widths, decoder_widths=widths, n_head=settings.utae_heads, d_model=settings.utae_d_model,
-                            fusion_zero_init=settings.fusion_zero_init)
-    task = SegmentationTask(model=model, model_kwargs=model_kwargs, optimizer="adamw", lr=settings.lr, scheduler=settings.scheduler,
-                            aerial_scaling="standardize", sentinel_scaling="reflectance",
-                            sat_patch_size=settings.sat_patch_size, augment=True,
-                            filter_clouds=fusion, average_monthly=fusion)
+    data = settings.data(model, str(root), val_fraction=0.15, split_seed=seed)
+    task = settings.task(model)
     trainer = L.Trainer(
         max_epochs=settings.epochs, accelerator="cpu", devices=1, deterministic=True,
         logger=CSVLogger(out / "runs", name=model), callbacks=[RichProgressBar()],
