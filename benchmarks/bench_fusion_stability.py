@@ -80,15 +80,9 @@ def run_demo_seed(seed: int, data_dir: Path, recipe: dict[str, Any]) -> list[dic
 
 def demo_dataset(seed: int, data_dir: Path) -> Path:
     """The demo's dataset for ``seed`` (generated once)."""
-    from flairlc.data.synthetic import generate_dataset
     from flairlc.demo.pipeline import FULL
 
-    root = data_dir / f"demo_seed{seed}"
-    if not (root / "flair-2_aerial_metadata.json").exists():
-        generate_dataset(root, domains=FULL.domains, areas_per_domain=FULL.areas_per_domain,
-                         patches_per_area=FULL.patches_per_area, patch_size=FULL.patch_size,
-                         dates=FULL.dates, test_domains=FULL.test_domains, seed=seed)
-    return root
+    return FULL.generate(data_dir / f"demo_seed{seed}", seed)
 
 
 def prepare(data: str, farmland: bool, demo_seeds: list[int]) -> None:

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from flairlc.data import FlairDataModule
-from flairlc.data.synthetic import generate_dataset
-from flairlc.demo.recipe import CpuRecipe
+from flairlc.demo.recipe import CpuRecipe, SyntheticSize
 
 #: Baseline indices of herbaceous vegetation, agricultural land and plowed land.
 SEASONAL_CLASSES = (9, 10, 11)
@@ -33,7 +32,7 @@ SENTINEL_MODES = ("real", "zeros")
 
 
 @dataclass(frozen=True)
-class FarmlandSettings(CpuRecipe):
+class FarmlandSettings(CpuRecipe, SyntheticSize):
     """Data and training budget of the farmland experiment (flairlc's CPU recipe, 20 epochs).
 
     The defaults take about 1.5 min (U-Net) and 2.5 min (U-T&T) per run on 2 idle CPU cores.
@@ -45,11 +44,9 @@ class FarmlandSettings(CpuRecipe):
     test_domains: int = 4
     areas_per_domain: int = 8
     patches_per_area: int = 3
-    patch_size: int = 64
-    dates: int = 12
     data_seed: int = 5
     #: Land-cover tags of the areas: agricultural first (see ``generate_dataset``).
-    area_tags: tuple[str, ...] = ("AA", "AN", "AU", "AF", "NA")
+    area_tags: tuple[str, ...] | None = ("AA", "AN", "AU", "AF", "NA")
     #: Extra :class:`SegmentationTask` arguments (e.g. ``{"scheduler": None}`` for an ablation).
     task_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -85,15 +82,7 @@ class FarmlandScore:
 
 def generate_farmland(root: str | Path, settings: FarmlandSettings = FarmlandSettings()) -> Path:
     """Write the farmland dataset under ``root`` (skipped when it is already there)."""
-    root = Path(root)
-    if not (root / "flair-2_aerial_metadata.json").exists():
-        generate_dataset(
-            root, domains=settings.domains, areas_per_domain=settings.areas_per_domain,
-            patches_per_area=settings.patches_per_area, patch_size=settings.patch_size,
-            dates=settings.dates, test_domains=settings.test_domains, seed=settings.data_seed,
-            area_tags=settings.area_tags,
-        )  # fmt: skip
-    return root
+    return settings.generate(root, settings.data_seed)
 
 
 class _ZeroSentinelData(FlairDataModule):

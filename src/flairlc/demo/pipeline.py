@@ -27,14 +27,14 @@ from rich.console import Console
 from flairlc.data import FlairDataset, collate_flair, discover_patches
 from flairlc.data.check import check_dataset
 from flairlc.data.stats import class_distribution
-from flairlc.data.synthetic import generate_dataset, generate_orthophoto
+from flairlc.data.synthetic import generate_orthophoto
 from flairlc.demo.figures import (
     plot_area_table,
     plot_sample_patches,
     plot_seasonal_profiles,
     render_map_png,
 )
-from flairlc.demo.recipe import CpuRecipe
+from flairlc.demo.recipe import CpuRecipe, SyntheticSize
 from flairlc.demo.report import ModelResult, ReportContext, terminal_table, write_report
 from flairlc.evaluation import EvaluationResult
 from flairlc.mapping import compute_areas, compute_change, map_raster
@@ -79,16 +79,10 @@ then `flairlc areas map.tif --zones communes.gpkg --zone-field name` and
 
 
 @dataclass(frozen=True)
-class DemoSettings(CpuRecipe):
+class DemoSettings(CpuRecipe, SyntheticSize):
     """Sizes and budgets of a demo run (flairlc's CPU recipe, with augmentation)."""
 
     augment: bool = True
-    domains: int = 12
-    test_domains: int = 3
-    areas_per_domain: int = 10
-    patches_per_area: int = 5
-    patch_size: int = 64
-    dates: int = 12
     ortho_size_px: int = 1536
     map_window: int = 256
     map_overlap: int = 64
@@ -115,12 +109,7 @@ def run_demo(out: str | Path = "demo_output", quick: bool = False, seed: int = 0
     console.rule("[bold]flairlc demo: synthetic FLAIR data, CPU budget")
     start = time.perf_counter()
     root = out / "data"
-    if not (root / "flair-2_aerial_metadata.json").exists():
-        generate_dataset(
-            root, domains=settings.domains, areas_per_domain=settings.areas_per_domain,
-            patches_per_area=settings.patches_per_area, patch_size=settings.patch_size,
-            dates=settings.dates, test_domains=settings.test_domains, seed=seed, progress=True,
-        )
+    settings.generate(root, seed, progress=True)
     timings["generate the dataset"] = time.perf_counter() - start
     console.print(f"dataset: {root}")
     start = time.perf_counter()

@@ -8,10 +8,40 @@ U-T&T's series preprocessing is the paper's best (cloud filter and monthly avera
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flairlc.data import FlairDataModule
+from flairlc.data.synthetic import generate_dataset
 from flairlc.training import SegmentationTask
+
+
+@dataclass(frozen=True)
+class SyntheticSize:
+    """Size of a synthetic FLAIR dataset (see :func:`flairlc.data.synthetic.generate_dataset`)."""
+
+    domains: int = 12
+    test_domains: int = 3
+    areas_per_domain: int = 10
+    patches_per_area: int = 5
+    #: Aerial patch side, pixels.
+    patch_size: int = 64
+    #: Sentinel-2 dates per year.
+    dates: int = 12
+    #: Land-cover tags the areas are drawn from (None: all of them).
+    area_tags: tuple[str, ...] | None = None
+
+    def generate(self, root: str | Path, seed: int, progress: bool = False) -> Path:
+        """Write the dataset under ``root`` with ``seed`` (skipped when it is already there)."""
+        root = Path(root)
+        if not (root / "flair-2_aerial_metadata.json").exists():
+            generate_dataset(
+                root, domains=self.domains, areas_per_domain=self.areas_per_domain,
+                patches_per_area=self.patches_per_area, patch_size=self.patch_size,
+                dates=self.dates, test_domains=self.test_domains, seed=seed,
+                area_tags=self.area_tags, progress=progress,
+            )  # fmt: skip
+        return root
 
 
 @dataclass(frozen=True)
