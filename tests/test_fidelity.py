@@ -291,7 +291,7 @@ def test_raw_mask_value_0_is_refused_for_training_and_ignored_when_scoring(tmp_p
     raw = np.array([[0, 1], [2, 13]], dtype=np.uint8)
     transform = Affine(0.2, 0, 800_000.0, 0, -0.2, 6_500_000.0)
     mask = _write(tmp_path / "MSK_000001.tif", raw[None], transform)
-    with pytest.raises(FlairDataError, match="outside 1..19"):
+    with pytest.raises(FlairDataError, match=r"\(mask values 1\.\.19\)"):
         read_mask(mask)
     _write(tmp_path / "pred" / "PRED_000001.tif", np.zeros((1, 2, 2), np.uint8), transform)
     result = evaluate_prediction_folder(tmp_path / "pred", {"000001": mask})

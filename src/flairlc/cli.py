@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--nomenclature", choices=("baseline", "raw"), default="baseline")
     stats.add_argument("--toy", action="store_true")
 
-    commands.add_parser("models", help="print the default models and their parameter counts")
+    models = commands.add_parser(
+        "models", help="the default models and their sizes, or what a checkpoint is (--info CKPT)")
+    models.add_argument("--info", type=Path, metavar="CKPT",
+                        help="describe this checkpoint: architecture, bands, scaling, classes, provenance")
+    models.add_argument("--json", action="store_true", help="with --info: print it as JSON")
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a split, or a folder of PRED_{id}.tif")
     evaluate.add_argument("--root", type=Path, required=True, help="FLAIR root with the masks")
@@ -88,8 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     mapping = commands.add_parser("map", help="map a large orthophoto (GeoTIFF/VRT) with a trained model")
     mapping.add_argument("--checkpoint", type=Path, required=True)
-    mapping.add_argument("--aerial", type=Path, required=True, help="4-band (RGBN) or 5-band (RGBN+elevation) raster")
-    mapping.add_argument("--elevation", type=Path, help="elevation raster (needed with a 4-band aerial)")
+    mapping.add_argument("--aerial", type=Path, required=True,
+                         help="uint8 raster with the bands the model reads: by default 3 bands are R,G,B, "
+                              "4 are R,G,B,NIR, 5 are R,G,B,NIR,elevation")
+    mapping.add_argument("--aerial-bands", help="the aerial raster's bands in order when not the default, e.g. NIR,R,G")
+    mapping.add_argument("--elevation", type=Path, help="elevation raster (when the model reads elevation and the aerial has none)")
     mapping.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
     mapping.add_argument("--out", type=Path, required=True, help="output map (Cloud-Optimized GeoTIFF)")
     mapping.add_argument("--window", type=int, default=512, help="window side in pixels (default 512)")
@@ -122,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("map_b", type=Path, help="later map")
     change.add_argument("--out", type=Path, required=True, help="change raster to write")
     change.add_argument("--report-dir", type=Path, help="folder of the CSV/JSON/PNG (default: beside --out)")
+
+    imports = commands.add_parser(
+        "import-weights", help="convert a published IGN FLAIR model into a flairlc checkpoint",
+        description="Convert a model file published by IGN (FLAIR-1/FLAIR-INC U-Nets, FLAIR-HUB aerial "
+                    "U-Nets) into a flairlc checkpoint that map, evaluate, predict and fit use like any other.",
+    )
+    imports.add_argument("file", type=Path, help="the published .pth, .ckpt or .safetensors file")
+    imports.add_argument("--family", required=True, choices=("flair-inc", "flair-hub-aerial"))
+    imports.add_argument("--out", type=Path, required=True, help="flairlc checkpoint to write (.ckpt)")
+    imports.add_argument("--bands", help="the model's input bands in order (default: the family's, e.g. NIR,R,G for FLAIR-HUB IR files)")
+    imports.add_argument("--classes", default="15",
+                         help="classes the model predicts: 15 (default, the trained ones), 12 (FLAIR-INC 12-class), "
+                              "all, or comma-separated class names")
+    imports.add_argument("--encoder", help="FLAIR-HUB timm encoder, e.g. convnextv2_base (default: from the file name)")
+    imports.add_argument("--arch", choices=("unet", "upernet"), help="FLAIR-HUB decoder (default: from the file name)")
 
     demo = commands.add_parser("demo", help="the whole FLAIR story on synthetic data, with an HTML report")
     demo.add_argument("--out", type=Path, default=Path("demo_output"))
@@ -275,6 +297,12 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    if args.info is not None:
+        from flairlc.training.info import checkpoint_info, format_info
+
+        info = checkpoint_info(args.info)
+        print(json.dumps(info, indent=2) if args.json else format_info(info))
+        return 0
     from flairlc.models.summary import describe_models, format_table
 
     print(format_table(describe_models()))
@@ -318,7 +346,7 @@ def _map(args: argparse.Namespace) -> int:
         window=args.window, overlap=args.overlap, batch_size=args.batch_size,
         probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
         coverage_policy=args.coverage_policy, device=device,
-        predictor_id=predictor_id, rank=rank, world_size=world_size,
+        predictor_id=predictor_id, rank=rank, world_size=world_size, aerial_bands=args.aerial_bands,
     )
     if rank != 0:
         return 0
@@ -347,6 +375,17 @@ def _change(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_weights(args: argparse.Namespace) -> int:
+    from flairlc.training.published import import_published_model
+
+    result = import_published_model(args.file, args.family, args.out, bands=args.bands, classes=args.classes,
+                                    encoder=args.encoder, arch=args.arch)
+    dropped = ", ".join(f"{k} ({n})" for k, n in result.dropped.items()) or "nothing"
+    print(f"checkpoint: {result.checkpoint_path} (dropped entries not used by the aerial prediction: {dropped})")
+    print(f"next: flairlc models --info {result.checkpoint_path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from flairlc.demo import run_demo
     from flairlc.outputs import check_writable_dir
@@ -359,6 +398,7 @@ def _demo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "synth": _synth, "synth-territory": _synth_territory, "check": _check, "stats": _stats, "models": _models, "evaluate": _evaluate,
     "map": _map, "areas": _areas, "change": _change, "demo": _demo,
+    "import-weights": _import_weights,
 }
 
 if __name__ == "__main__":

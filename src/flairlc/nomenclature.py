@@ -1,16 +1,29 @@
-"""The FLAIR land-cover nomenclature: the single source of class values, names and colours.
+"""Land-cover nomenclatures as data: the single source of class values, names and colours.
 
-The raw masks hold values 1..19 (:data:`RAW_CLASSES`). The paper's baseline groups them into 13
-classes: raw values 1..12 keep their meaning and 13..19 fold into 'other'. Models work with
-zero-based indices: baseline class ``k`` (1..13) is index ``k - 1``, so 'other' is index 12
-(:data:`OTHER_INDEX`). Every map, plot and style file takes its colours from here.
+A :class:`Nomenclature` is a list of classes, each with a zero-based ``index`` (what models
+predict and maps hold), a name, a colour and the mask ``values`` folded into it. Three are built in:
 
-Colours are those of the official FLAIR colour table (hex RGB).
+- ``"raw"``: FLAIR's 19 classes; masks hold values 1..19, value ``v`` is index ``v - 1``
+  (:data:`RAW_CLASSES`); the order of IGN's FLAIR-1/FLAIR-INC models' 19 outputs.
+- ``"baseline"``: the paper's 13 classes: raw values 1..12 keep their meaning and 13..19 fold
+  into 'other', index 12 (:data:`OTHER_INDEX`).
+- ``"cosia"``: the 19-class CoSIA nomenclature of FLAIR-HUB, 0-based in its masks and outputs
+  (value ``v`` is index ``v``), in FLAIR-HUB's order.
+
+Any other nomenclature is a JSON file or dict (:meth:`Nomenclature.from_dict`), e.g. a user's 3
+classes made of raw FLAIR values for fine-tuning. Every map, plot and style file takes its names
+and colours from here.
+
+Colours of ``raw``/``baseline`` are those of the official FLAIR colour table (hex RGB).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,15 +34,22 @@ class LandCoverClass:
 
     Attributes:
         index: zero-based index used by models and maps.
-        value: value in the FLAIR raw masks (1..19) or baseline grouping (1..13).
+        value: the class's own value (FLAIR raw 1..19, baseline 1..13, CoSIA 0..18).
         name: human-readable class name.
         color: display colour, ``#RRGGBB``.
+        mask_values: the label-mask values that mean this class (default ``(value,)``; baseline
+            'other' holds raw 13..19).
     """
 
     index: int
     value: int
     name: str
     color: str
+    mask_values: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.mask_values:
+            object.__setattr__(self, "mask_values", (self.value,))
 
     @property
     def rgb(self) -> tuple[int, int, int]:
@@ -67,7 +87,36 @@ RAW_CLASSES: tuple[LandCoverClass, ...] = tuple(
 #: The 13 baseline classes of the paper: raw 1..12, then 'other' (raw 13..19).
 BASELINE_CLASSES: tuple[LandCoverClass, ...] = tuple(
     LandCoverClass(index=v - 1, value=v, name=n, color=c) for v, n, c in _RAW[:12]
-) + (LandCoverClass(index=12, value=13, name="other", color="#000000"),)
+) + (LandCoverClass(index=12, value=13, name="other", color="#000000", mask_values=tuple(range(13, 20))),)
+
+# FLAIR-HUB's CoSIA classes in output order (0-based values); colours of the matching FLAIR
+# classes where there is one (the same land cover), CoSIA's own for the rest.
+_COSIA = [
+    ("building", "#db0e9a"),
+    ("greenhouse", "#9999ff"),
+    ("swimming pool", "#3de6eb"),
+    ("impervious surface", "#f80c00"),
+    ("pervious surface", "#938e7b"),
+    ("bare soil", "#a97101"),
+    ("water", "#1553ae"),
+    ("snow", "#ffffff"),
+    ("herbaceous vegetation", "#55ff00"),
+    ("agricultural land", "#fff30d"),
+    ("plowed land", "#e4df7c"),
+    ("vineyard", "#660082"),
+    ("deciduous", "#46e483"),
+    ("coniferous", "#194a26"),
+    ("brushwood", "#f3a60d"),
+    ("clear cut", "#8ab3a0"),
+    ("ligneous", "#c5dc42"),
+    ("mixed", "#6b714f"),
+    ("undefined", "#000000"),
+]
+
+#: The 19 CoSIA classes of FLAIR-HUB, 0-based: index = value.
+COSIA_CLASSES: tuple[LandCoverClass, ...] = tuple(
+    LandCoverClass(index=v, value=v, name=n, color=c) for v, (n, c) in enumerate(_COSIA)
+)
 
 NUM_RAW_CLASSES = 19
 NUM_BASELINE_CLASSES = 13
@@ -81,51 +130,211 @@ ARTIFICIAL_INDICES: tuple[int, ...] = (0, 1, 2)
 #: Baseline indices counted as forest (coniferous, deciduous).
 FOREST_INDICES: tuple[int, ...] = (5, 6)
 
-# Lookup from raw mask value (0..255) to zero-based baseline index; invalid values map to 255.
-_RAW_TO_BASELINE = np.full(256, 255, dtype=np.uint8)
-_RAW_TO_BASELINE[1:13] = np.arange(12, dtype=np.uint8)
-_RAW_TO_BASELINE[13:20] = OTHER_INDEX
-_RAW_TO_RAW_INDEX = np.full(256, 255, dtype=np.uint8)
-_RAW_TO_RAW_INDEX[1:20] = np.arange(19, dtype=np.uint8)
+
+@dataclass(frozen=True)
+class Nomenclature:
+    """A nomenclature: classes in index order, each with its mask values, name and colour.
+
+    Attributes:
+        name: short name (``"baseline"``, ``"raw"``, ``"cosia"`` or the user's).
+        classes: the classes, ``classes[i].index == i``.
+        unlabeled: indices of classes that name no land cover ('other', 'undefined'): weighted 0
+            in training and left out of mIoU by default.
+    """
+
+    name: str
+    classes: tuple[LandCoverClass, ...]
+    unlabeled: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            raise ValueError(f"nomenclature {self.name!r} has no class")
+        if len(self.classes) > NODATA_VALUE:
+            raise ValueError(f"nomenclature {self.name!r} has {len(self.classes)} classes: at most {NODATA_VALUE}")
+        seen: dict[int, str] = {}
+        for i, c in enumerate(self.classes):
+            if c.index != i:
+                raise ValueError(f"nomenclature {self.name!r}: class {c.name!r} has index {c.index}, expected {i}")
+            for v in c.mask_values:
+                if not 0 <= v < NODATA_VALUE:
+                    raise ValueError(f"nomenclature {self.name!r}: class {c.name!r} has mask value {v}, outside 0..254")
+                if v in seen:
+                    raise ValueError(f"nomenclature {self.name!r}: mask value {v} belongs to both {seen[v]!r} and {c.name!r}")
+                seen[v] = c.name
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"nomenclature {self.name!r} names a class twice: {names}")
+        if any(not 0 <= i < len(self.classes) for i in self.unlabeled):
+            raise ValueError(f"nomenclature {self.name!r}: unlabeled classes {self.unlabeled} outside 0..{len(self.classes) - 1}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``K``."""
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        """Class names in index order."""
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[str]:
+        """Class colours (``#RRGGBB``) in index order."""
+        return [c.color for c in self.classes]
+
+    @property
+    def mask_values(self) -> list[int]:
+        """Every mask value the nomenclature gives a meaning to, sorted."""
+        return sorted(v for c in self.classes for v in c.mask_values)
+
+    def index_of(self, name: str) -> int:
+        """Index of a class by name (raises ``ValueError`` naming the classes otherwise)."""
+        for c in self.classes:
+            if c.name == name:
+                return c.index
+        raise ValueError(f"no class {name!r} in nomenclature {self.name!r}: its classes are {self.names}")
+
+    def lookup(self) -> np.ndarray:
+        """uint8 ``(256,)`` table from mask value to index; values of no class give 255."""
+        table = np.full(256, NODATA_VALUE, dtype=np.uint8)
+        for c in self.classes:
+            table[list(c.mask_values)] = c.index
+        return table
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """A rasterio colour table ``{index: (r, g, b, 255)}`` for maps of indices."""
+        return {c.index: (*c.rgb, 255) for c in self.classes}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description, read back by :meth:`from_dict`."""
+        return {
+            "name": self.name,
+            "classes": [
+                {"name": c.name, "color": c.color, "value": c.value, "mask_values": list(c.mask_values)}
+                for c in self.classes
+            ],
+            "unlabeled": [self.classes[i].name for i in self.unlabeled],
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Nomenclature:
+        """A nomenclature from ``{"name": …, "classes": [{"name", "color", "mask_values"|"value"}, …]}``.
+
+        A class's ``value`` defaults to its first mask value, and its mask values to ``[value]``;
+        ``color`` defaults to grey. ``"unlabeled"`` optionally lists class names (see the class
+        attributes).
+
+        Raises:
+            ValueError: a malformed description, naming the problem.
+        """
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("classes"), Sequence):
+            raise ValueError("a nomenclature is a mapping with a 'classes' list")
+        classes = []
+        for i, entry in enumerate(spec["classes"]):
+            if not isinstance(entry, Mapping) or "name" not in entry:
+                raise ValueError(f"nomenclature class {i} needs a 'name' (got {entry!r})")
+            values = [int(v) for v in entry.get("mask_values") or [entry.get("value", i)]]
+            value = int(entry.get("value", values[0]))
+            color = str(entry.get("color", "#808080"))
+            if len(color) != 7 or color[0] != "#":
+                raise ValueError(f"nomenclature class {entry['name']!r}: colour {color!r} is not #RRGGBB")
+            classes.append(LandCoverClass(i, value, str(entry["name"]), color, tuple(values)))
+        names = [c.name for c in classes]
+        unknown = [n for n in spec.get("unlabeled") or [] if n not in names]
+        if unknown:
+            raise ValueError(f"'unlabeled' names {unknown}, which are not classes ({names})")
+        unlabeled = tuple(names.index(n) for n in spec.get("unlabeled") or [])
+        return cls(str(spec.get("name", "custom")), tuple(classes), unlabeled)
 
 
-def classes(nomenclature: str = "baseline") -> tuple[LandCoverClass, ...]:
-    """The classes of a nomenclature, ``"baseline"`` (13) or ``"raw"`` (19), in index order."""
-    if nomenclature == "baseline":
-        return BASELINE_CLASSES
-    if nomenclature == "raw":
-        return RAW_CLASSES
-    raise ValueError(f"unknown nomenclature {nomenclature!r}: expected 'baseline' or 'raw'")
+_BUILT_IN = {
+    "baseline": Nomenclature("baseline", BASELINE_CLASSES, unlabeled=(OTHER_INDEX,)),
+    "raw": Nomenclature("raw", RAW_CLASSES, unlabeled=(NUM_RAW_CLASSES - 1,)),
+    "cosia": Nomenclature("cosia", COSIA_CLASSES, unlabeled=(len(COSIA_CLASSES) - 1,)),
+}
+#: Names of the built-in nomenclatures.
+BUILT_IN_NOMENCLATURES: tuple[str, ...] = tuple(_BUILT_IN)
+
+#: What a nomenclature argument may be: a built-in name, a JSON file, a dict or a Nomenclature.
+NomenclatureSpec = str | Path | Mapping[str, Any] | Nomenclature
 
 
-def class_names(nomenclature: str = "baseline") -> list[str]:
+def get(spec: NomenclatureSpec = "baseline") -> Nomenclature:
+    """The nomenclature a spec names: built-in name, path of a JSON file, dict, or itself.
+
+    Raises:
+        ValueError: an unknown name, a missing or malformed file, naming it.
+    """
+    if isinstance(spec, Nomenclature):
+        return spec
+    if isinstance(spec, Mapping):
+        return Nomenclature.from_dict(spec)
+    if isinstance(spec, str) and spec in _BUILT_IN:
+        return _BUILT_IN[spec]
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        if not path.is_file():
+            raise ValueError(f"nomenclature file {path} not found")
+        try:
+            return Nomenclature.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"nomenclature file {path}: {error}") from None
+    raise ValueError(
+        f"unknown nomenclature {str(spec)!r}: expected one of {', '.join(BUILT_IN_NOMENCLATURES)} "
+        "or a JSON file describing the classes"
+    )
+
+
+def portable(spec: NomenclatureSpec) -> str | dict[str, Any]:
+    """A spec to store in a checkpoint: a built-in name as is, anything else as its full dict."""
+    if isinstance(spec, str) and spec in _BUILT_IN:
+        return spec
+    return get(spec).to_dict()
+
+
+def same(a: NomenclatureSpec, b: NomenclatureSpec) -> bool:
+    """Whether two specs describe the same classes (names, order and mask values)."""
+    x, y = get(a), get(b)
+    return [(c.name, c.mask_values) for c in x.classes] == [(c.name, c.mask_values) for c in y.classes]
+
+
+def for_class_count(num_classes: int) -> Nomenclature | None:
+    """The built-in FLAIR nomenclature of a class count (13: baseline, 19: raw), else None."""
+    return {NUM_BASELINE_CLASSES: _BUILT_IN["baseline"], NUM_RAW_CLASSES: _BUILT_IN["raw"]}.get(num_classes)
+
+
+def classes(nomenclature: NomenclatureSpec = "baseline") -> tuple[LandCoverClass, ...]:
+    """The classes of a nomenclature (see :func:`get`), in index order."""
+    return get(nomenclature).classes
+
+
+def class_names(nomenclature: NomenclatureSpec = "baseline") -> list[str]:
     """Class names in index order."""
-    return [c.name for c in classes(nomenclature)]
+    return get(nomenclature).names
 
 
-def class_colors(nomenclature: str = "baseline") -> list[str]:
+def class_colors(nomenclature: NomenclatureSpec = "baseline") -> list[str]:
     """Class colours (``#RRGGBB``) in index order."""
-    return [c.color for c in classes(nomenclature)]
+    return get(nomenclature).colors
 
 
-def colormap(nomenclature: str = "baseline") -> dict[int, tuple[int, int, int, int]]:
+def colormap(nomenclature: NomenclatureSpec = "baseline") -> dict[int, tuple[int, int, int, int]]:
     """A rasterio colour table ``{index: (r, g, b, 255)}`` for maps of zero-based indices."""
-    return {c.index: (*c.rgb, 255) for c in classes(nomenclature)}
+    return get(nomenclature).colormap()
 
 
-def raw_to_index(raw: np.ndarray, nomenclature: str = "baseline") -> np.ndarray:
-    """Map raw mask values (1..19) to zero-based indices of a nomenclature.
+def raw_to_index(raw: np.ndarray, nomenclature: NomenclatureSpec = "baseline") -> np.ndarray:
+    """Map label-mask values to zero-based indices of a nomenclature.
 
     Args:
-        raw: integer array of raw FLAIR values, any shape.
-        nomenclature: ``"baseline"`` folds 13..19 into 'other' (index 12); ``"raw"`` keeps 19.
+        raw: integer array of mask values (FLAIR raw 1..19 for ``baseline``/``raw``), any shape.
+        nomenclature: see :func:`get`; ``"baseline"`` folds 13..19 into 'other' (index 12),
+            ``"raw"`` keeps 19.
 
     Returns:
-        uint8 array of the same shape; values outside 1..19 become 255 (:data:`NODATA_VALUE`).
+        uint8 array of the same shape; values of no class become 255 (:data:`NODATA_VALUE`).
     """
-    if nomenclature not in ("baseline", "raw"):
-        raise ValueError(f"unknown nomenclature {nomenclature!r}: expected 'baseline' or 'raw'")
-    table = _RAW_TO_BASELINE if nomenclature == "baseline" else _RAW_TO_RAW_INDEX
+    table = get(nomenclature).lookup()
     raw = np.asarray(raw)
     if raw.dtype == np.uint8:
         return table[raw]
@@ -136,6 +345,6 @@ def raw_to_index(raw: np.ndarray, nomenclature: str = "baseline") -> np.ndarray:
     return indices
 
 
-def num_classes(nomenclature: str = "baseline") -> int:
-    """Number of classes of a nomenclature (13 or 19)."""
-    return len(classes(nomenclature))
+def num_classes(nomenclature: NomenclatureSpec = "baseline") -> int:
+    """Number of classes of a nomenclature."""
+    return get(nomenclature).num_classes

@@ -8,11 +8,13 @@ import os
 import random
 from collections.abc import Sized
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from flairlc import nomenclature as nomenclature_module
 from flairlc.data.check import validate_records
 from flairlc.data.collate import collate_flair
 from flairlc.data.dataset import FlairDataset
@@ -47,7 +49,8 @@ class FlairDataModule(L.LightningDataModule):
         val_fraction: share of the train domains drawn for validation when ``val_domains`` is None
             (the paper: 8 of 40).
         split_seed: seed of that draw.
-        nomenclature: ``"baseline"`` (13 classes) or ``"raw"`` (19).
+        nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), or a JSON file (or dict) of
+            classes made of raw mask values (:func:`flairlc.nomenclature.get`).
         sat_patch_size: Sentinel-2 window side (10 m pixels).
         filter_clouds: drop cloudy/snowy dates (see :func:`flairlc.data.sentinel.filter_cloudy_dates`).
         cloud_max_cover: share of covered pixels above which a date is dropped.
@@ -72,7 +75,7 @@ class FlairDataModule(L.LightningDataModule):
         val_domains: list[str] | None = None,
         val_fraction: float = 0.2,
         split_seed: int = 2022,
-        nomenclature: str = "baseline",
+        nomenclature: str | dict[str, Any] = "baseline",
         sat_patch_size: int = 40,
         filter_clouds: bool = False,
         cloud_max_cover: float = 0.5,
@@ -87,10 +90,12 @@ class FlairDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         get_profile(profile)  # an unknown name fails here, before any file is read
+        nomenclature = nomenclature_module.portable(nomenclature)  # a file is read once, here
         modalities = list(modalities or ["aerial", "mask"])
         if val_domains is None:
             val_domains = draw_val_domains(root, val_fraction, split_seed, toy)
         self.save_hyperparameters()
+        self.hparams["nomenclature"] = nomenclature
         self.hparams["modalities"] = modalities
         self.hparams["val_domains"] = list(val_domains)
         # Loggers write the initial hyper-parameters (hparams.yaml): make them the values in use,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flairlc import nomenclature as nomenclature_module
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import CENTROIDS_JSON_NAMES, PatchRecord, discover_patches
 from flairlc.data.metadata import encode_metadata
@@ -44,7 +45,8 @@ class FlairDataset(Dataset):
     Args:
         records: the patches (see :func:`flairlc.data.discover_patches`).
         modalities: any of ``"aerial"``, ``"mask"``, ``"sentinel"``, ``"metadata"``.
-        nomenclature: ``"baseline"`` (13 classes) or ``"raw"`` (19).
+        nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), or a JSON file (or dict) of
+            classes made of raw mask values (:func:`flairlc.nomenclature.get`).
         sat_patch_size: side S of the Sentinel-2 window in 10 m pixels (multiple of 8, 8..112).
         filter_clouds: drop dates whose window is covered by cloud or snow.
         cloud_max_cover: share of covered pixels above which a date is dropped.
@@ -70,7 +72,7 @@ class FlairDataset(Dataset):
         self,
         records: Sequence[PatchRecord],
         modalities: Sequence[str] = ("aerial", "mask"),
-        nomenclature: str = "baseline",
+        nomenclature: str | dict[str, Any] = "baseline",
         sat_patch_size: int = 40,
         filter_clouds: bool = False,
         cloud_max_cover: float = 0.5,
@@ -88,7 +90,7 @@ class FlairDataset(Dataset):
             raise ValueError(f"sat_patch_size must be a multiple of 8 in 8..112, got {sat_patch_size}")
         self.records = list(records)
         self.modalities = tuple(modalities)
-        self.nomenclature = nomenclature
+        self.nomenclature = nomenclature_module.portable(nomenclature)
         self.sat_patch_size = sat_patch_size
         self.preprocessing = SeriesPreprocessing(
             filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date, profile

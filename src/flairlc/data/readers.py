@@ -20,7 +20,7 @@ from rasterio.enums import Interleaving
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from flairlc.data.errors import FlairDataError
-from flairlc.nomenclature import raw_to_index
+from flairlc.nomenclature import NomenclatureSpec, get, raw_to_index
 
 #: Band order of an aerial patch.
 AERIAL_BANDS = ("red", "green", "blue", "nir", "elevation")
@@ -61,13 +61,14 @@ def read_aerial(
 
 
 def read_mask(
-    path: str | Path, nomenclature: str = "baseline", size: tuple[int, int] | None = None
+    path: str | Path, nomenclature: NomenclatureSpec = "baseline", size: tuple[int, int] | None = None
 ) -> np.ndarray:
     """Read a label mask as zero-based class indices.
 
     Args:
         path: ``MSK_{id}.tif`` with raw values 1..19.
-        nomenclature: ``"baseline"`` (13 classes, 13..19 folded into 'other') or ``"raw"`` (19).
+        nomenclature: ``"baseline"`` (13 classes, 13..19 folded into 'other'), ``"raw"`` (19) or
+            any :func:`flairlc.nomenclature.get` spec (e.g. a JSON file of the user's classes).
         size: expected ``(H, W)`` in pixels (its image's), or None to accept any size.
 
     Returns:
@@ -75,7 +76,7 @@ def read_mask(
 
     Raises:
         FlairDataError: when the file is unreadable or truncated, is not uint8, has another size
-            or holds values outside 1..19.
+            or holds values of no class of the nomenclature.
     """
     raw = _read(path, (1,))[0]
     if raw.dtype != np.uint8:
@@ -84,8 +85,17 @@ def read_mask(
     indices = raw_to_index(raw, nomenclature)
     if (indices == 255).any():
         bad = np.unique(raw[indices == 255])[:10].tolist()
-        raise FlairDataError(path, f"label values outside 1..19: {bad}")
+        raise FlairDataError(path, f"label values {bad} are no class of the {_describe(nomenclature)}")
     return indices
+
+
+def _describe(nomenclature: NomenclatureSpec) -> str:
+    """``'baseline' nomenclature (mask values 1..19)``: a nomenclature and the values it accepts."""
+    nomen = get(nomenclature)
+    values = nomen.mask_values
+    contiguous = values == list(range(values[0], values[-1] + 1))
+    accepted = f"{values[0]}..{values[-1]}" if contiguous else ", ".join(map(str, values))
+    return f"{nomen.name!r} nomenclature (mask values {accepted})"
 
 
 def truncation_problem(dataset: Any, path: str | Path) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import rasterio
@@ -13,13 +14,26 @@ from flairlc import nomenclature
 STRIP_ROWS = 1024
 
 
-def map_class_names(ds: rasterio.io.DatasetReader, max_value: int | None = None) -> list[str]:
-    """Class names of a class map: from its ``FLAIRLC_NOMENCLATURE`` tag, else baseline (13)
-    unless values of 13..18 occur (then raw, 19)."""
+def map_nomenclature(ds: rasterio.io.DatasetReader) -> nomenclature.Nomenclature | None:
+    """The nomenclature a class map was made with: its ``FLAIRLC_CLASSES`` tag (the full
+    description), else its ``FLAIRLC_NOMENCLATURE`` name when built in, else None."""
     tags = ds.tags()
+    if "FLAIRLC_CLASSES" in tags:
+        try:
+            return nomenclature.get(json.loads(tags["FLAIRLC_CLASSES"]))
+        except ValueError:
+            pass
     name = tags.get("FLAIRLC_NOMENCLATURE")
-    if name in ("baseline", "raw"):
-        return nomenclature.class_names(name)
+    return nomenclature.get(name) if name in nomenclature.BUILT_IN_NOMENCLATURES else None
+
+
+def map_class_names(ds: rasterio.io.DatasetReader, max_value: int | None = None) -> list[str]:
+    """Class names of a class map: from its nomenclature tags (:func:`map_nomenclature`), else
+    baseline (13) unless values of 13..18 occur (then raw, 19)."""
+    tags = ds.tags()
+    nomen = map_nomenclature(ds)
+    if nomen is not None:
+        return nomen.names
     if "FLAIRLC_NUM_CLASSES" in tags:
         k = int(tags["FLAIRLC_NUM_CLASSES"])
         return [f"class {i}" for i in range(k)]
@@ -30,7 +44,7 @@ def map_class_names(ds: rasterio.io.DatasetReader, max_value: int | None = None)
 
 def class_colors_for(names: list[str]) -> list[str]:
     """Display colours for a list of class names (nomenclature colours when it matches)."""
-    for nomen in ("baseline", "raw"):
+    for nomen in nomenclature.BUILT_IN_NOMENCLATURES:
         if names == nomenclature.class_names(nomen):
             return nomenclature.class_colors(nomen)
     return ["#808080"] * len(names)

@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from flairlc import nomenclature
+from flairlc.data.bands import AERIAL_BANDS
 from flairlc.mapping.blending import blend_weights, window_starts
 from flairlc.mapping.cog import finalize_cog, working_profile
 from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
@@ -84,7 +85,17 @@ class MapResult:
 
 def nomenclature_for(num_classes: int) -> str | None:
     """The nomenclature name of a class count (13: ``"baseline"``, 19: ``"raw"``), else None."""
-    return {nomenclature.NUM_BASELINE_CLASSES: "baseline", nomenclature.NUM_RAW_CLASSES: "raw"}.get(num_classes)
+    nomen = nomenclature.for_class_count(num_classes)
+    return nomen.name if nomen is not None else None
+
+
+def predictor_nomenclature(predictor: Predictor) -> nomenclature.Nomenclature | None:
+    """The predictor's nomenclature (its ``nomenclature`` attribute, e.g. a checkpoint's), else
+    FLAIR's of its class count, else None (classes then go unnamed)."""
+    nomen = getattr(predictor, "nomenclature", None)
+    if isinstance(nomen, nomenclature.Nomenclature) and nomen.num_classes == predictor.num_classes:
+        return nomen
+    return nomenclature.for_class_count(predictor.num_classes)
 
 
 @dataclass(frozen=True)
@@ -162,16 +173,16 @@ class _WorkFiles:
             return set()
         return set(state.get("done", []))
 
-    def create(self, grid: dict[str, Any], num_classes: int, nomen: str | None) -> None:
+    def create(self, grid: dict[str, Any], num_classes: int, nomen: nomenclature.Nomenclature | None) -> None:
         with rasterio.open(self.classes, "w", **working_profile(grid, 1, "uint8", nomenclature.NODATA_VALUE)) as ds:
             if nomen is not None:
-                ds.write_colormap(1, nomenclature.colormap(nomen))
-                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen)
+                ds.write_colormap(1, nomen.colormap())
+                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
             ds.update_tags(FLAIRLC_NUM_CLASSES=str(num_classes))
         if self.proba is not None:
             with rasterio.open(self.proba, "w", **working_profile(grid, num_classes, "uint8", None)) as ds:
                 if nomen is not None:
-                    for k, name in enumerate(nomenclature.class_names(nomen)):
+                    for k, name in enumerate(nomen.names):
                         ds.set_band_description(k + 1, name)
 
     def save_done(self, params: dict[str, Any], done: set[str], complete: bool) -> None:
@@ -377,16 +388,21 @@ def map_raster(
     band_width: int = DEFAULT_BAND_WIDTH_PX,
     merge_timeout_s: float = 24 * 3600.0,
     predictor_id: str | None = None,
+    aerial_bands: Sequence[str] | str | None = None,
 ) -> MapResult:
     """Map an aerial raster of any size to a land-cover COG with a trained predictor.
 
     Args:
         predictor: the trained model (:class:`~flairlc.mapping.predictor.Predictor`).
-        aerial_path: GeoTIFF or VRT, uint8, 4 bands (R, G, B, NIR) or 5 (+ elevation), with a CRS.
+        aerial_path: GeoTIFF or VRT, uint8, with a CRS, holding the bands the predictor reads
+            (its ``bands`` attribute, default R, G, B, NIR, elevation; elevation may come from
+            ``elevation_path``): by default 3 bands are R, G, B, 4 are R, G, B, NIR and 5 are
+            R, G, B, NIR, elevation (``aerial_bands`` names them otherwise).
         out_path: the class map to write: uint8 COG of zero-based class indices, nodata 255, with
             the nomenclature colour table, and ``MAP.qml`` beside it.
         elevation_path: single-band uint8 elevation raster, read by coordinates (any grid
-            covering the aerial image); required for 4-band aerial images.
+            covering the aerial image); required when the predictor reads elevation and the
+            aerial image has none.
         sentinel_dir: Sentinel-2 series folder (one GeoTIFF per date); used when the predictor
             ``uses_sentinel``.
         window: window side, aerial pixels.
@@ -410,6 +426,8 @@ def map_raster(
         merge_timeout_s: how long rank 0 waits for the other ranks, seconds.
         predictor_id: identifies the model for the resume check (e.g. the checkpoint path and
             its modification time); a run with another id starts over.
+        aerial_bands: the aerial image's bands in its order, e.g. ``"NIR,R,G"`` (default: by band
+            count, see ``aerial_path``).
 
     Returns:
         a :class:`MapResult`.
@@ -427,7 +445,7 @@ def map_raster(
     if not 0 <= overlap < window:
         raise ValueError(f"overlap ({overlap}) must be in [0, window={window})")
     with_proba = probabilities_path is not None
-    nomen = nomenclature_for(predictor.num_classes)
+    nomen = predictor_nomenclature(predictor)
     if predictor.uses_sentinel and sentinel_dir is None:
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
     if sentinel_dir is not None and not predictor.uses_sentinel:
@@ -435,8 +453,9 @@ def map_raster(
         sentinel_dir = None
 
     preprocessing = getattr(predictor, "series_preprocessing", None)
+    bands = tuple(getattr(predictor, "bands", AERIAL_BANDS))
     with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m,
-                      coverage_policy) as source:
+                      coverage_policy, bands=bands, raster_bands=aerial_bands) as source:
         sentinel = None
         if sentinel_dir:
             sentinel = SentinelSeries(
@@ -461,6 +480,7 @@ def map_raster(
                 "predictor_id": predictor_id,
                 "probabilities": with_proba, "rank": rank, "world_size": world_size,
                 "coverage_policy": coverage_policy,
+                "bands": list(bands), "aerial_bands": list(source.raster_bands),
             }
             params["hash"] = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
             work = _WorkFiles(out_path, rank, world_size, with_proba)

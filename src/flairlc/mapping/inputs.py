@@ -1,8 +1,9 @@
 """Opening, checking and aligning the rasters a map is made from.
 
-The aerial image defines the output grid. It must be a uint8 GeoTIFF/VRT with a CRS and 4 bands
-(R, G, B, NIR; elevation then comes from a separate raster) or 5 bands (elevation included), at
-0.2 m. Other resolutions are resampled on the fly onto a 0.2 m grid (a ``WarpedVRT``) or refused.
+The aerial image defines the output grid. It must be a uint8 GeoTIFF/VRT with a CRS, at 0.2 m,
+holding the bands the model reads (:mod:`flairlc.data.bands`): by default a 3-band raster is
+R, G, B, a 4-band one R, G, B, NIR and a 5-band one R, G, B, NIR, elevation (``raster_bands``
+says otherwise); elevation may come from a separate raster. Other resolutions are resampled on the fly onto a 0.2 m grid (a ``WarpedVRT``) or refused.
 The elevation raster and the Sentinel-2 series are read by coordinates, so their grids need not
 match the aerial one; their resolution must still be the expected one (0.2 m, 10 m) or is
 resampled with a warning, or refused, by the same ``resolution_policy``. Whether they cover the
@@ -15,7 +16,7 @@ import datetime
 import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
+from flairlc.data.bands import AERIAL_BANDS, normalize_bands
 from flairlc.mapping.coverage import Extent, check_policy, covered_part, pixel_size
 from flairlc.mapping.errors import MappingInputError
 
@@ -36,6 +38,8 @@ AERIAL_PIXEL_SIZE_M = 0.2
 SENTINEL_BANDS = 10
 #: Sentinel-2 pixel size the models were trained on, metres.
 SENTINEL_PIXEL_SIZE_M = 10.0
+#: The bands of an aerial raster by band count, unless named otherwise.
+DEFAULT_RASTER_BANDS: dict[int, tuple[str, ...]] = {3: AERIAL_BANDS[:3], 4: AERIAL_BANDS[:4], 5: AERIAL_BANDS}
 #: Resolution policies: resample other resolutions with a warning, or refuse them.
 RESOLUTION_POLICIES = ("resample", "error")
 
@@ -70,14 +74,17 @@ class AerialSource:
     """The aerial image (+ elevation) on the 0.2 m output grid, read by windows.
 
     Args:
-        aerial_path: GeoTIFF or VRT, uint8, 4 or 5 bands.
-        elevation_path: single-band uint8 raster of normalized height; required for 4-band
-            aerial images, replaces band 5 of a 5-band image when given.
+        aerial_path: GeoTIFF or VRT, uint8, holding (at least) the bands the model reads.
+        elevation_path: single-band uint8 raster of normalized height; required when the model
+            reads elevation and the aerial image has none; replaces the image's when given.
         resolution_policy: ``"resample"`` (warn and warp onto a 0.2 m grid) or ``"error"``; for
             the aerial image and the elevation raster alike.
         expected_resolution_m: expected pixel size in metres.
         coverage_policy: what an elevation raster that covers only part of the aerial image
             does: ``"error"`` or ``"warn"`` (:mod:`flairlc.mapping.coverage`).
+        bands: the bands the model reads (default all 5).
+        raster_bands: the bands of the aerial image, in its band order (default by band count:
+            3 → R, G, B; 4 → R, G, B, NIR; 5 → R, G, B, NIR, elevation).
 
     Attributes:
         crs, transform, height, width: the output grid (the aerial file's own grid unless it
@@ -93,6 +100,8 @@ class AerialSource:
         resolution_policy: str = "resample",
         expected_resolution_m: float = AERIAL_PIXEL_SIZE_M,
         coverage_policy: str = "error",
+        bands: Sequence[str] = AERIAL_BANDS,
+        raster_bands: Sequence[str] | str | None = None,
     ) -> None:
         if resolution_policy not in RESOLUTION_POLICIES:
             raise ValueError(f"resolution_policy must be one of {RESOLUTION_POLICIES}, not {resolution_policy!r}")
@@ -102,6 +111,8 @@ class AerialSource:
         self.coverage: Extent | None = None
         self._cover_px: tuple[int, int, int, int] | None = None
         self._stack = ExitStack()
+        self.bands = normalize_bands(bands)
+        self._raster_bands = raster_bands
         try:
             self._open(elevation_path, resolution_policy, expected_resolution_m)
         except BaseException:
@@ -115,17 +126,20 @@ class AerialSource:
         src = self._stack.enter_context(rasterio.open(path))
         if src.crs is None:
             raise MappingInputError(f"aerial image {path} has no CRS: georeference it first")
-        if src.count not in (4, 5):
-            raise MappingInputError(
-                f"aerial image {path} has {src.count} bands: expected 4 (R, G, B, NIR + --elevation) "
-                "or 5 (R, G, B, NIR, elevation)"
-            )
+        self.raster_bands = self._band_names(path, src.count)
         if any(dt != "uint8" for dt in src.dtypes):
             raise MappingInputError(f"aerial image {path} has dtypes {src.dtypes}: expected uint8")
-        if src.count == 4 and elevation_path is None:
+        if elevation_path is not None and "elevation" not in self.bands:
+            warnings.warn(f"the model does not read elevation: ignoring {elevation_path}", stacklevel=4)
+            elevation_path = None
+        available = set(self.raster_bands) | ({"elevation"} if elevation_path is not None else set())
+        missing = [b for b in self.bands if b not in available]
+        if missing:
+            hint = " (pass the elevation raster: --elevation ELEV.tif)" if missing == ["elevation"] else ""
             raise MappingInputError(
-                f"aerial image {path} has 4 bands (no elevation): pass the elevation raster "
-                "(--elevation ELEV.tif) or a 5-band image"
+                f"the model reads bands {list(self.bands)} but aerial image {path} holds "
+                f"{list(self.raster_bands)}: {missing} missing{hint}; if its bands are in another "
+                "order or hold others, say which (--aerial-bands, e.g. NIR,R,G)"
             )
         if src.transform.b != 0 or src.transform.d != 0:
             raise MappingInputError(f"aerial image {path} has a rotated geotransform: not supported")
@@ -183,24 +197,49 @@ class AerialSource:
                       height=self.height, resampling=Resampling.bilinear)
         )
 
+    def _band_names(self, path: Path, count: int) -> tuple[str, ...]:
+        """The aerial image's band names: given, or by band count."""
+        if self._raster_bands is not None:
+            try:
+                names = normalize_bands(self._raster_bands)
+            except ValueError as error:
+                raise MappingInputError(f"aerial bands of {path}: {error}") from None
+            if len(names) != count:
+                raise MappingInputError(f"aerial image {path} has {count} bands but {len(names)} are named: {list(names)}")
+            return names
+        if count not in DEFAULT_RASTER_BANDS:
+            raise MappingInputError(
+                f"aerial image {path} has {count} bands: expected 3 (R, G, B), 4 (R, G, B, NIR) or 5 "
+                "(R, G, B, NIR, elevation), or name its bands (--aerial-bands)"
+            )
+        return DEFAULT_RASTER_BANDS[count]
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Read a window (inside the grid) of the 5-channel image and its validity.
+        """Read a window (inside the grid) of the image in FLAIR's 5-band layout, and its validity.
 
         Returns:
-            ``aerial`` uint8 ``(5, h, w)`` (R, G, B, NIR, elevation) and ``valid`` bool ``(h, w)``,
-            False where all spectral bands are nodata (nodata value, mask or alpha).
+            ``aerial`` uint8 ``(5, h, w)`` (R, G, B, NIR, elevation; bands the model does not
+            read are 0) and ``valid`` bool ``(h, w)``, False where all spectral bands are nodata
+            (nodata value, mask or alpha).
         """
-        bands = self._src.read(window=window)
         valid = self.valid(window)
+        height, width = int(window.height), int(window.width)
+        aerial = np.zeros((len(AERIAL_BANDS), height, width), dtype=np.uint8)
+        from_raster = [b for b in self.bands if not (b == "elevation" and self._elev is not None)]
+        if from_raster:
+            indexes = [self.raster_bands.index(b) + 1 for b in from_raster]
+            data = self._src.read(indexes, window=window)
+            for band, plane in zip(from_raster, data):
+                aerial[AERIAL_BANDS.index(band)] = plane
         if self._elev is not None:
-            elev = self._elev.read(1, window=window)
-            bands = np.concatenate([bands[:4], elev[None]], axis=0)
-        return bands, valid
+            aerial[AERIAL_BANDS.index("elevation")] = self._elev.read(1, window=window)
+        return aerial, valid
 
     def valid(self, window: Window) -> np.ndarray:
         """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata, or
         outside the part of it that every input covers (:attr:`coverage`)."""
-        valid = self._src.read_masks([1, 2, 3, 4], window=window).any(axis=0)
+        spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
+        valid = self._src.read_masks(spectral, window=window).any(axis=0)
         if self._cover_px is not None:
             r0, r1, c0, c1 = self._cover_px
             rows = np.arange(window.row_off, window.row_off + window.height)

@@ -9,12 +9,13 @@ from flairlc import nomenclature
 from flairlc.outputs import write_text
 
 
-def write_qml(map_path: str | Path, nomenclature_name: str = "baseline") -> Path:
+def write_qml(map_path: str | Path, nomenclature_name: nomenclature.NomenclatureSpec = "baseline") -> Path:
     """Write ``MAP.qml`` beside ``MAP.tif``: a paletted style naming and colouring each class.
 
     Args:
         map_path: path of the class map (the style takes its stem).
-        nomenclature_name: ``"baseline"`` (13 classes) or ``"raw"`` (19).
+        nomenclature_name: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"`` or any
+            :func:`flairlc.nomenclature.get` spec (a checkpoint's own classes).
 
     Returns:
         the path of the style file, written atomically.

@@ -77,6 +77,8 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
     # constructor arguments: keep only the latter.
     accepted = inspect.signature(SegmentationTask.__init__).parameters
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
+    # The weights are in this file: a fine-tuning's starting checkpoint is not read again.
+    hparams.pop("init_checkpoint", None), hparams.pop("head_init", None)
     if "profile" not in hparams and hparams.get("use_metadata"):
         # Before preprocessing profiles, the centroid was encoded with wavelengths of 6.3 m to
         # 19.9 km, an encoding no profile offers: reading it with another would feed the model
@@ -93,6 +95,7 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
         task.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the model they describe: {error}") from None
+    task.provenance = dict((checkpoint.get("flairlc") or {}).get("provenance") or {})
     return task.to(map_location).eval()
 
 

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-#: IGN's per-channel statistics of FLAIR aerial imagery (R, G, B, NIR, elevation), digital numbers.
-AERIAL_MEAN = (105.08, 110.87, 101.82, 106.38, 53.26)
-AERIAL_STD = (52.17, 45.38, 44.00, 39.69, 79.30)
+from flairlc.data.bands import AERIAL_BAND_MEAN, AERIAL_BAND_STD, AERIAL_BANDS
+
+#: IGN's per-channel statistics of FLAIR aerial imagery (R, G, B, NIR, elevation), digital numbers
+#: (per band: :mod:`flairlc.data.bands`).
+AERIAL_MEAN = tuple(AERIAL_BAND_MEAN[b] for b in AERIAL_BANDS)
+AERIAL_STD = tuple(AERIAL_BAND_STD[b] for b in AERIAL_BANDS)
 #: Divisors of the paper's [0, 1] scaling: uint8 for aerial, uint16 for Sentinel-2.
 UINT8_MAX = 255.0
 UINT16_MAX = 65535.0

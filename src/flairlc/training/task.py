@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
+from flairlc.data.bands import AERIAL_BANDS, band_indices, band_statistics, normalize_bands
 from flairlc.data.metadata import metadata_size
 from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
 from flairlc.evaluation import (
@@ -29,7 +30,7 @@ from flairlc.evaluation import (
 from flairlc.models import FusionOutput, create_model
 from flairlc.models.fusion import center_crop, sentinel_footprint_px
 from flairlc.training.augment import augment_batch
-from flairlc.training.scaling import AERIAL_MEAN, AERIAL_STD, UINT8_MAX, UINT16_MAX, InputScaler
+from flairlc.training.scaling import UINT8_MAX, UINT16_MAX, InputScaler
 
 #: Inputs each model reads (besides the mask).
 MODEL_INPUTS = {"unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel")}
@@ -43,11 +44,20 @@ class SegmentationTask(L.LightningModule):
     Args:
         model: ``"unet"``, ``"utae"`` or ``"utt"``.
         model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
-        nomenclature: ``"baseline"`` (13 classes) or ``"raw"`` (19).
+        nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"`` (FLAIR-HUB's 19),
+            or a JSON file / dict of the user's classes (:func:`flairlc.nomenclature.get`); stored
+            in full in checkpoints, so a checkpoint never depends on the file.
+        bands: the aerial bands the model reads, in its input order, any of ``R``, ``G``, ``B``,
+            ``NIR``, ``elevation`` (default all 5, FLAIR's order). Batches always hold FLAIR's 5
+            bands; the model picks its own (:mod:`flairlc.data.bands`).
+        active_classes: indices of the classes the model predicts (default: all). The others are
+            weighted 0 in the loss and never win the argmax in ``test``, ``predict`` and ``map``
+            (their probability is 0): e.g. the 4 untrained outputs of a 15-class FLAIR-INC model.
         use_metadata: feed the encoded aerial metadata to the U-Net encoder.
         geo_enc_size: size of the centroid encoding in the metadata vector.
         aerial_scaling: ``"unit"`` (uint8 / 255, the paper) or ``"standardize"``.
-        aerial_mean, aerial_std: per-channel statistics for ``"standardize"`` (digital numbers).
+        aerial_mean, aerial_std: per-band statistics for ``"standardize"`` (digital numbers), in
+            the order of ``bands``; default IGN's FLAIR statistics of those bands.
         sentinel_scaling: ``"unit"`` (uint16 / 65 535), ``"reflectance"`` (/ 10 000) or ``"raw"``
             (no division); None (default): the profile's, ``"unit"`` for ``"flairlc"``; for
             ``"paper"``, ``"raw"`` with the monthly average and ``"unit"`` without, which is what
@@ -72,18 +82,26 @@ class SegmentationTask(L.LightningModule):
         profile: preprocessing profile, ``"flairlc"`` or ``"paper"`` (the data module's, linked by
             the CLI; see :class:`~flairlc.data.sentinel.SeriesPreprocessing` and
             ``docs/fidelity.md``); checkpoints saved before it existed load as ``"flairlc"``.
+        init_checkpoint: a flairlc checkpoint (e.g. an imported IGN model) whose weights start
+            the training (fine-tuning). Its architecture, bands and input scaling must be this
+            task's (the error says which arguments to set); with another nomenclature its
+            class-specific layers (the heads) start afresh, except rows given by ``head_init``.
+        head_init: for fine-tuning to other classes: new class name → name (or list of names,
+            averaged) of the checkpoint's classes whose head weights it starts from.
     """
 
     def __init__(
         self,
         model: str = "unet",
         model_kwargs: dict[str, Any] | None = None,
-        nomenclature: str = "baseline",
+        nomenclature: str | dict[str, Any] = "baseline",
+        bands: Sequence[str] | None = None,
+        active_classes: Sequence[int] | None = None,
         use_metadata: bool = False,
         geo_enc_size: int = 32,
         aerial_scaling: str = "unit",
-        aerial_mean: Sequence[float] = AERIAL_MEAN,
-        aerial_std: Sequence[float] = AERIAL_STD,
+        aerial_mean: Sequence[float] | None = None,
+        aerial_std: Sequence[float] | None = None,
         sentinel_scaling: str | None = None,
         class_weights: Sequence[float] | None = None,
         aux_class_weights: Sequence[float] | None = None,
@@ -103,6 +121,8 @@ class SegmentationTask(L.LightningModule):
         aerial_resolution_m: float = 0.2,
         sentinel_resolution_m: float = 10.0,
         profile: str = DEFAULT_PROFILE,
+        init_checkpoint: str | None = None,
+        head_init: dict[str, str | list[str]] | None = None,
     ) -> None:
         super().__init__()
         if model not in MODEL_INPUTS:
@@ -110,30 +130,54 @@ class SegmentationTask(L.LightningModule):
         if model == "utae" and use_metadata:
             raise ValueError("use_metadata needs an aerial branch: use model 'unet' or 'utt'")
         self.save_hyperparameters()
-        self.hparams["aerial_mean"] = list(aerial_mean)
-        self.hparams["aerial_std"] = list(aerial_std)
+        self.nomenclature = nomenclature_module.get(nomenclature)
+        self.hparams["nomenclature"] = nomenclature_module.portable(nomenclature)
+        self.bands = normalize_bands(bands if bands is not None else AERIAL_BANDS)
+        self.hparams["bands"] = list(self.bands)
+        self.hparams["aerial_mean"], self.hparams["aerial_std"] = _band_statistics(self.bands, aerial_mean, aerial_std)
         self.hparams["loss_weights"] = list(loss_weights)
-        self.num_classes = nomenclature_module.num_classes(nomenclature)
-        self.class_names = nomenclature_module.class_names(nomenclature)
-        self.other_index = self.num_classes - 1
+        self.num_classes = self.nomenclature.num_classes
+        self.class_names = self.nomenclature.names
+        self.active_classes = _active_classes(active_classes, self.num_classes)
+        if active_classes is not None:
+            self.hparams["active_classes"] = list(self.active_classes)
+        inactive = tuple(k for k in range(self.num_classes) if k not in self.active_classes)
+        #: Classes weighted 0 by default and left out of mIoU: unlabeled ('other') and inactive.
+        self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
         kwargs = dict(model_kwargs or {})
         kwargs["num_classes"] = self.num_classes
         if model != "utae":
             kwargs["use_metadata"] = use_metadata
             kwargs["metadata_size"] = metadata_size(geo_enc_size)
+            channels_key = "in_channels" if model == "unet" else "aerial_channels"
+            if int(kwargs.get(channels_key, len(self.bands))) != len(self.bands):
+                raise ValueError(f"model_kwargs {channels_key}={kwargs[channels_key]} but the model reads {len(self.bands)} bands {list(self.bands)}")
+            kwargs[channels_key] = len(self.bands)
         if model == "utt":
             kwargs.setdefault("aerial_resolution_m", aerial_resolution_m)
             kwargs.setdefault("sentinel_resolution_m", sentinel_resolution_m)
         self.net = create_model(model, **kwargs)
-        self.aerial_channels = int(kwargs.get("aerial_channels", kwargs.get("in_channels", 5))) if model != "utae" else 5
-        self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, aerial_mean, aerial_std)
+        self.aerial_channels = len(self.bands) if model != "utae" else len(AERIAL_BANDS)
+        self.register_buffer("band_index", torch.tensor(band_indices(self.bands)), persistent=False)
+        self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, self.hparams["aerial_mean"], self.hparams["aerial_std"])
         self.sentinel_scaler = InputScaler(sentinel_scaling or self.series_preprocessing.sentinel_scaling, 10, UINT16_MAX)
-        self.register_buffer("class_weights", self._weights(class_weights, zero=(self.other_index,)), persistent=False)
+        self.register_buffer("class_weights", self._weights(class_weights, zero=self.ignored_classes), persistent=False)
+        baseline = nomenclature_module.same(self.nomenclature, "baseline")
         self.register_buffer(
             "aux_class_weights",
-            self._weights(aux_class_weights, zero=(self.other_index, PLOWED_INDEX) if nomenclature == "baseline" else (self.other_index,)),
+            self._weights(aux_class_weights, zero=self.ignored_classes + ((PLOWED_INDEX,) if baseline else ())),
             persistent=False,
         )
+        # Added to the logits before an argmax or softmax at inference: inactive classes never win.
+        logit_offset = torch.zeros(self.num_classes)
+        logit_offset[list(inactive)] = float("-inf")
+        self.register_buffer("logit_offset", logit_offset.view(1, -1, 1, 1), persistent=False)
+        #: Where the weights came from (imported file, fine-tuned checkpoint), saved in checkpoints.
+        self.provenance: dict[str, Any] = {}
+        if init_checkpoint is not None:
+            from flairlc.training.finetune import initialize_from_checkpoint
+
+            self.provenance = initialize_from_checkpoint(self, init_checkpoint, head_init)
         self._val_confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         self._test_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
         #: Where ``test`` writes its evaluation (JSON, CSV, PNG) from rank 0; None: not written.
@@ -195,7 +239,7 @@ class SegmentationTask(L.LightningModule):
         model = self.hparams["model"]
         metadata = batch.get("metadata") if self.hparams["use_metadata"] else None
         if model == "unet":
-            return self.net(self.aerial_scaler(batch["aerial"]), metadata), None
+            return self.net(self.aerial_scaler(self.select_bands(batch["aerial"])), metadata), None
         sentinel = batch.get("sentinel")
         sentinel_args = {}
         if sentinel is not None:
@@ -205,7 +249,7 @@ class SegmentationTask(L.LightningModule):
                 pad_mask=batch.get("sentinel_pad_mask"),
             )
         if model == "utt":
-            output: FusionOutput = self.net(self.aerial_scaler(batch["aerial"]), metadata=metadata, **sentinel_args)
+            output: FusionOutput = self.net(self.aerial_scaler(self.select_bands(batch["aerial"])), metadata=metadata, **sentinel_args)
             return output.logits, output.aux_logits
         if sentinel is None:
             raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
@@ -217,10 +261,25 @@ class SegmentationTask(L.LightningModule):
         crop = center_crop(logits, (footprint, footprint))
         return F.interpolate(crop, size=size, mode="nearest"), None
 
+    def select_bands(self, aerial: torch.Tensor) -> torch.Tensor:
+        """The model's bands, in its order, from FLAIR's 5 aerial bands ``(B, 5, H, W)``."""
+        if aerial.shape[-3] != len(AERIAL_BANDS):
+            raise ValueError(
+                f"aerial batches hold FLAIR's {len(AERIAL_BANDS)} bands {list(AERIAL_BANDS)} "
+                f"(the model picks its {list(self.bands)}), got {aerial.shape[-3]} channels"
+            )
+        if self.bands == AERIAL_BANDS:
+            return aerial
+        return aerial.index_select(-3, self.band_index)
+
+    def predictable(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` with inactive classes at -inf (they never win an argmax)."""
+        return logits if len(self.active_classes) == self.num_classes else logits.float() + self.logit_offset
+
     def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class probabilities ``(B, K, H, W)`` (softmax) for a batch of raw inputs."""
+        """Class probabilities ``(B, K, H, W)`` (softmax; 0 for inactive classes) of raw inputs."""
         logits, _ = self.forward_batch(batch)
-        return logits.float().softmax(dim=1)
+        return self.predictable(logits).float().softmax(dim=1)
 
     # ------------------------------------------------------------------------------ steps
     def _weights(self, weights: Sequence[float] | None, zero: tuple[int, ...]) -> torch.Tensor:
@@ -254,20 +313,20 @@ class SegmentationTask(L.LightningModule):
         logits, aux_logits = self.forward_batch(batch)
         loss = self.loss(logits, aux_logits, batch["mask"])
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["mask"]))
-        self._val_confusion += confusion_matrix_torch(batch["mask"], logits.argmax(dim=1), self.num_classes)
+        self._val_confusion += confusion_matrix_torch(batch["mask"], self.predictable(logits).argmax(dim=1), self.num_classes)
 
     def on_validation_epoch_start(self) -> None:
         self._val_confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
 
     def on_validation_epoch_end(self) -> None:
         confusion = self.trainer.strategy.reduce(self._val_confusion, reduce_op="sum")
-        scores = Scores.from_confusion(confusion.cpu().numpy(), self.class_names)
+        scores = Scores.from_confusion(confusion.cpu().numpy(), self.class_names, exclude=self.ignored_classes)
         miou = float(scores.miou) if scores.miou == scores.miou else 0.0
         self.log("val_miou", miou, prog_bar=True)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits, _ = self.forward_batch(batch)
-        prediction = logits.argmax(dim=1)
+        prediction = self.predictable(logits).argmax(dim=1)
         k = self.num_classes
         # One confusion matrix per sample, kept with the sample's index so that duplicates
         # added by the distributed sampler can be dropped before summing.
@@ -297,7 +356,7 @@ class SegmentationTask(L.LightningModule):
 
     def _result(self, indices: torch.Tensor, matrices: torch.Tensor) -> EvaluationResult:
         dataset = self.trainer.test_dataloaders.dataset
-        accumulator = ConfusionAccumulator(self.num_classes, class_names=self.class_names)
+        accumulator = ConfusionAccumulator(self.num_classes, class_names=self.class_names, exclude=self.ignored_classes)
         seen: set[int] = set()
         for index, matrix in zip(indices.tolist(), matrices):
             if index in seen:
@@ -341,12 +400,16 @@ class SegmentationTask(L.LightningModule):
             "model": self.hparams["model"],
             "inputs": list(self.required_modalities),
             "aerial_channels": self.aerial_channels,
+            "bands": list(self.bands) if self.uses_aerial else [],
+            "aerial_scaling": {"mode": self.aerial_scaler.mode, "mean": self.hparams["aerial_mean"], "std": self.hparams["aerial_std"]},
             "sat_patch_size": self.sat_patch_size,
-            "nomenclature": self.hparams["nomenclature"],
+            "nomenclature": self.nomenclature.to_dict(),
             "class_names": self.class_names,
-            "class_colors": nomenclature_module.class_colors(self.hparams["nomenclature"]),
+            "class_colors": self.nomenclature.colors,
+            "active_classes": list(self.active_classes),
             "profile": self.series_preprocessing.profile,
             "sentinel_scaling": self.sentinel_scaler.mode,
+            "provenance": self.provenance,
         }
 
 
@@ -369,10 +432,12 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
     or the metadata, which the profile changes).
     """
     problems = []
-    if data_hparams.get("nomenclature", task.hparams["nomenclature"]) != task.hparams["nomenclature"]:
+    data_nomenclature = data_hparams.get("nomenclature", task.hparams["nomenclature"])
+    if not nomenclature_module.same(data_nomenclature, task.nomenclature):
+        data_nomen = nomenclature_module.get(data_nomenclature)
         problems.append(
-            f"the model predicts the {task.hparams['nomenclature']!r} nomenclature "
-            f"({task.num_classes} classes) but the data uses {data_hparams['nomenclature']!r}"
+            f"the model predicts the {task.nomenclature.name!r} nomenclature "
+            f"({task.num_classes} classes) but the data uses {data_nomen.name!r} ({data_nomen.num_classes})"
         )
     modalities = set(data_hparams.get("modalities") or ())
     missing = [m for m in task.required_modalities if m not in modalities]
@@ -388,3 +453,23 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
     if problems:
         raise ValueError("model and data do not fit: " + "; ".join(problems))
 
+
+
+def _band_statistics(bands: tuple[str, ...], mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[list[float], list[float]]:
+    """Means and stds in the order of ``bands``: given ones (one per band), else IGN's."""
+    default_mean, default_std = band_statistics(bands)
+    mean = list(default_mean if mean is None else mean)
+    std = list(default_std if std is None else std)
+    if len(mean) != len(bands) or len(std) != len(bands):
+        raise ValueError(f"aerial_mean and aerial_std need one value per band {list(bands)}: got {mean} and {std}")
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def _active_classes(active: Sequence[int] | None, num_classes: int) -> tuple[int, ...]:
+    """Sorted active class indices (all when None), checked against ``num_classes``."""
+    if active is None:
+        return tuple(range(num_classes))
+    indices = sorted({int(k) for k in active})
+    if not indices or indices[0] < 0 or indices[-1] >= num_classes:
+        raise ValueError(f"active_classes {list(active)} must be indices in 0..{num_classes - 1}")
+    return tuple(indices)
