@@ -57,9 +57,17 @@ class InputScaler(nn.Module):
         else:
             raise ValueError(f"unknown scaling {mode!r}: expected one of {SCALING_MODES}")
         self.mode = mode
-        self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32).view(-1, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        # float64: the statistics as given (105.08, not its nearest float32).
+        self.register_buffer("offset", torch.tensor(offset, dtype=torch.float64).view(-1, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64).view(-1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale ``(…, C, H, W)`` raw values to float32."""
-        return (x.float() - self.offset) / self.scale
+        """Scale ``(…, C, H, W)`` raw values to float32.
+
+        Computed in float64 and rounded once, as IGN's code does (numpy float64, then float32):
+        a float32 computation rounds twice and differs by an ulp, which an imported model's
+        first layers can amplify.
+        """
+        if x.device.type == "mps":  # no float64 there
+            return (x.float() - self.offset.float()) / self.scale.float()
+        return ((x.double() - self.offset.double()) / self.scale.double()).float()
