@@ -125,10 +125,18 @@ OTHER_INDEX = 12
 #: Value written in maps for pixels with no data (outside the image footprint).
 NODATA_VALUE = 255
 
-#: Baseline indices whose union is the artificialized surface (building, pervious, impervious).
+#: Classes whose union is the artificialized surface, and those counted as forest, by name (the
+#: same names in the raw, baseline and CoSIA nomenclatures).
+ARTIFICIAL_CLASS_NAMES: tuple[str, ...] = ("building", "pervious surface", "impervious surface")
+FOREST_CLASS_NAMES: tuple[str, ...] = ("coniferous", "deciduous")
+#: Their baseline (and raw) indices.
 ARTIFICIAL_INDICES: tuple[int, ...] = (0, 1, 2)
-#: Baseline indices counted as forest (coniferous, deciduous).
 FOREST_INDICES: tuple[int, ...] = (5, 6)
+
+
+def indices_named(names: tuple[str, ...], class_names: list[str]) -> tuple[int, ...]:
+    """Indices of the classes of ``class_names`` that are among ``names`` (absent ones skipped)."""
+    return tuple(i for i, name in enumerate(class_names) if name in names)
 
 
 @dataclass(frozen=True)

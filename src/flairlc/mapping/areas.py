@@ -34,11 +34,14 @@ class ZoneAreas:
         name: zone name (``"all"`` for the whole map).
         pixels: int64 ``(K,)`` pixel counts per class.
         pixel_area_m2: area of one pixel, m².
+        artificial_indices: the classes of the artificialized surface (building, pervious and
+            impervious surfaces) in the map's nomenclature.
     """
 
     name: str
     pixels: np.ndarray
     pixel_area_m2: float
+    artificial_indices: tuple[int, ...] = nomenclature.ARTIFICIAL_INDICES
 
     @property
     def area_m2(self) -> np.ndarray:
@@ -63,8 +66,8 @@ class ZoneAreas:
 
     @property
     def artificial_m2(self) -> float:
-        """Artificialized surface (classes of :data:`~flairlc.nomenclature.ARTIFICIAL_INDICES`), m²."""
-        return float(self.pixels[list(nomenclature.ARTIFICIAL_INDICES)].sum() * self.pixel_area_m2)
+        """Artificialized surface (classes :attr:`artificial_indices`), m²."""
+        return float(self.pixels[list(self.artificial_indices)].sum() * self.pixel_area_m2)
 
 
 @dataclass
@@ -180,9 +183,10 @@ def compute_areas(
         valid_values = np.nonzero(full[: nomenclature.NODATA_VALUE])[0]
         names = map_class_names(ds, int(valid_values.max()) if valid_values.size else None)
         k = len(names)
-        table = AreaTable(names, ZoneAreas("all", full[:k].copy(), pixel_m2))
+        artificial = nomenclature.indices_named(nomenclature.ARTIFICIAL_CLASS_NAMES, names)
+        table = AreaTable(names, ZoneAreas("all", full[:k].copy(), pixel_m2, artificial))
         if zones_path is not None:
-            table.zones = [ZoneAreas(n, _zone_counts(ds, g, k), pixel_m2)
+            table.zones = [ZoneAreas(n, _zone_counts(ds, g, k), pixel_m2, artificial)
                            for n, g in _read_zones(Path(zones_path), zone_field, ds.crs)]
     if out_dir is not None:
         table.paths = _write_area_outputs(table, Path(out_dir))

@@ -64,19 +64,19 @@ class ChangeResult:
     @property
     def newly_artificialized_ha(self) -> float:
         """Non-artificial in A, artificial in B, ha."""
-        art, other = self._split(nomenclature.ARTIFICIAL_INDICES)
+        art, other = self._split(nomenclature.indices_named(nomenclature.ARTIFICIAL_CLASS_NAMES, self.class_names))
         return self._sum(other, art)
 
     @property
     def forest_loss_ha(self) -> float:
         """Forest in A, non-forest in B, ha."""
-        forest, other = self._split(nomenclature.FOREST_INDICES)
+        forest, other = self._split(nomenclature.indices_named(nomenclature.FOREST_CLASS_NAMES, self.class_names))
         return self._sum(forest, other)
 
     @property
     def forest_gain_ha(self) -> float:
         """Non-forest in A, forest in B, ha."""
-        forest, other = self._split(nomenclature.FOREST_INDICES)
+        forest, other = self._split(nomenclature.indices_named(nomenclature.FOREST_CLASS_NAMES, self.class_names))
         return self._sum(other, forest)
 
     @property

@@ -8,6 +8,7 @@ logs; this module only says what one step does.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -141,6 +142,9 @@ class SegmentationTask(L.LightningModule):
         self.active_classes = _active_classes(active_classes, self.num_classes)
         if active_classes is not None:
             self.hparams["active_classes"] = list(self.active_classes)
+        # Loggers and the data-module merge read the initial hyper-parameters: make them the
+        # values in use (a nomenclature file's content, resolved statistics), like the data module.
+        self._hparams_initial = copy.deepcopy(self._hparams)
         inactive = tuple(k for k in range(self.num_classes) if k not in self.active_classes)
         #: Classes weighted 0 by default and left out of mIoU: unlabeled ('other') and inactive.
         self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
