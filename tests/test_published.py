@@ -135,6 +135,37 @@ def test_flair_hub_convnextv2_unet_import_predicts_the_reference_probabilities(t
     assert proba[:, 15:].abs().max() == 0
 
 
+#: A FLAIR-HUB UPerNet made by segmentation-models-pytorch 0.4.0 (the version FLAIR-HUB pins; its
+#: UPerNet is gone from today's smp) and its probabilities: tests/data/make_upernet_v040_fixture.py.
+UPERNET_FIXTURE = Path(__file__).parent / "data" / "FLAIR-HUB_LC-A_IR_testconvnext-upernet.safetensors"
+
+
+def test_flair_hub_upernet_import_predicts_smp_0_4_0s_probabilities(tmp_path: Path) -> None:
+    expected = torch.load(UPERNET_FIXTURE.with_name(UPERNET_FIXTURE.name.replace(".safetensors", ".expected.pt")), weights_only=True)
+    result = import_published_model(UPERNET_FIXTURE, "flair-hub-aerial", tmp_path / "up.ckpt", encoder="test_convnext", classes="all")
+    assert result.hyper_parameters["model_kwargs"] == {"arch": "upernet_v040", "encoder_name": "tu-test_convnext",
+                                                       "pyramid_channels": 32, "segmentation_channels": 16}
+    task = load_task(tmp_path / "up.ckpt")
+    assert list(task.bands) == ["NIR", "R", "G"]
+    with torch.no_grad():
+        proba = task.predict_proba({"aerial": expected["aerial"]})
+    assert torch.allclose(proba, expected["probabilities"], atol=1e-5, rtol=0)
+
+
+def test_upernet_v040_keeps_smp_0_4_0s_layout() -> None:
+    # FLAIR-HUB's decoder is built from a 1-channel model: one FPN stage more than the features
+    # it uses, with a 1-channel skip (keys present in its files); 5 levels of 256 into the fuser.
+    from flairlc.models.upernet_v040 import UPerNetV040
+
+    net = UPerNetV040("tu-test_convnext", in_channels=3, classes=19).eval()
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert shapes["decoder.fpn_stages.4.skip_conv.0.weight"] == (256, 1, 1, 1)
+    assert "decoder.fpn_stages.3.skip_conv.0.weight" not in shapes  # the empty stride-2 level
+    assert shapes["decoder.fpn_bottleneck.0.weight"] == (64, 5 * 256, 3, 3)
+    assert shapes["decoder.psp.blocks.0.1.0.weight"] == (64 // 4, 64, 1, 1)  # deepest features / 4
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 19, 64, 64)
+
+
 def test_provenance_and_info(tmp_path: Path) -> None:
     import hashlib
     import subprocess
@@ -180,7 +211,7 @@ def test_refused_files_get_one_line_naming_the_problem(tmp_path: Path) -> None:
     upernet = tmp_path / "FLAIR-HUB_LC-A_IR_swinbase-upernet.safetensors"
     save_file({"model.encoders.AERIAL_RGBI.seg_model.model.x": torch.zeros(1),
                "model.main_decoders.AERIAL_LABEL-COSIA.seg_model.segmentation_head.0.weight": torch.zeros(1)}, str(upernet))
-    with pytest.raises(PublishedModelError, match="UPerNet.*0.4.0"):
+    with pytest.raises(PublishedModelError, match="no decoder.psp.out_conv.0.weight: not the UPerNet of FLAIR-HUB"):
         import_published_model(upernet, "flair-hub-aerial", tmp_path / "x.ckpt")
     assert not (tmp_path / "x.ckpt").exists()
 

@@ -8,15 +8,20 @@ added to the deepest encoder feature map (see :mod:`flairlc.models.metadata`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
 from flairlc.models.metadata import DEFAULT_METADATA_SIZE, MetadataEncoder
+from flairlc.models.upernet_v040 import UPerNetV040
 from flairlc.nomenclature import NUM_BASELINE_CLASSES
 
 #: Aerial channels of FLAIR patches: R, G, B, NIR, elevation.
 AERIAL_CHANNELS = 5
+#: ``arch`` of smp 0.4.0's UPerNet, the decoder of FLAIR-HUB's published UPerNet models.
+UPERNET_V040 = "upernet_v040"
 
 
 class UNet(nn.Module):
@@ -32,9 +37,11 @@ class UNet(nn.Module):
         encoder_weights: smp encoder weights, ``None`` (random init) or e.g. ``"imagenet"``
             (downloaded by smp on first use).
         arch: smp architecture name for :func:`segmentation_models_pytorch.create_model`, e.g.
-            ``"unet"``, ``"fpn"``, ``"deeplabv3plus"``.
+            ``"unet"``, ``"fpn"``, ``"deeplabv3plus"``, or ``"upernet_v040"``: smp 0.4.0's UPerNet
+            as FLAIR-HUB built it (:mod:`flairlc.models.upernet_v040`).
         use_metadata: add an encoded metadata vector to the deepest encoder features.
         metadata_size: length ``M`` of the metadata vector.
+        **arch_kwargs: further arguments of the architecture (e.g. ``decoder_channels``).
     """
 
     def __init__(
@@ -46,15 +53,20 @@ class UNet(nn.Module):
         arch: str = "unet",
         use_metadata: bool = False,
         metadata_size: int = DEFAULT_METADATA_SIZE,
+        **arch_kwargs: Any,
     ) -> None:
         super().__init__()
-        self.net = smp.create_model(
-            arch=arch,
-            encoder_name=encoder_name,
-            encoder_weights=encoder_weights,
-            in_channels=in_channels,
-            classes=num_classes,
-        )
+        if arch == UPERNET_V040:
+            self.net: nn.Module = UPerNetV040(encoder_name, encoder_weights, in_channels, num_classes, **arch_kwargs)
+        else:
+            self.net = smp.create_model(
+                arch=arch,
+                encoder_name=encoder_name,
+                encoder_weights=encoder_weights,
+                in_channels=in_channels,
+                classes=num_classes,
+                **arch_kwargs,
+            )
         self.use_metadata = use_metadata
         self.metadata_encoder = (
             MetadataEncoder(metadata_size, self.encoder_channels[-1]) if use_metadata else None

@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
 
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import band_statistics, normalize_bands
+from flairlc.models.unet import UPERNET_V040
 from flairlc.outputs import atomic_path, check_writable
 from flairlc.training.finetune import file_sha256
 
@@ -168,7 +170,10 @@ def import_published_model(
     _load(path, task.net.net, state)
     sha256 = file_sha256(path)
     task.provenance = {"family": family, "file": path.name, "sha256": sha256, "dropped": dropped}
+    # A Lightning checkpoint (weights and hyper-parameters, no training state), so that
+    # ``flairlc predict/test --ckpt_path`` read it too.
     checkpoint: dict[str, Any] = {"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
+                                  "pytorch-lightning_version": lightning.__version__,
                                   "flairlc_import": {"version": __version__}}
     task.on_save_checkpoint(checkpoint)
     with atomic_path(out) as temporary:
@@ -236,11 +241,14 @@ def _flair_hub(path: Path, weights: dict[str, torch.Tensor], bands, encoder: str
         arch = "upernet" if "upernet" in name else "unet" if "unet" in name else None
         if arch is None:
             raise PublishedModelError(f"{path}: the decoder cannot be told from the file name: pass --arch unet")
-    if arch == "upernet" or any(".fpn_stages." in k or ".psp." in k for k in state):
-        raise PublishedModelError(
-            f"{path}: a UPerNet model; FLAIR-HUB trained it with the UPerNet of segmentation-models-pytorch "
-            "0.4.0, whose layers the current smp UPerNet does not have: not supported (the U-Net files are)"
-        )
+    model_kwargs: dict[str, Any] = {"arch": arch, "encoder_name": "tu-" + encoder.removeprefix("tu-")}
+    if arch == "upernet":
+        # smp 0.4.0's UPerNet (models.upernet_v040); its widths are read from the weights.
+        model_kwargs["arch"] = UPERNET_V040
+        for key, width in (("decoder.psp.out_conv.0.weight", "pyramid_channels"), ("decoder.fpn_bottleneck.0.weight", "segmentation_channels")):
+            if key not in state:
+                raise PublishedModelError(f"{path}: no {key}: not the UPerNet of FLAIR-HUB (smp 0.4.0)")
+            model_kwargs[width] = int(state[key].shape[0])
     if bands is None:
         bands = ("NIR", "R", "G") if "_ir_" in name or name.startswith("ir_") else ("R", "G", "B")
     bands = normalize_bands(bands)
@@ -249,7 +257,7 @@ def _flair_hub(path: Path, weights: dict[str, torch.Tensor], bands, encoder: str
         raise PublishedModelError(f"FLAIR-HUB aerial models read R, G, B, NIR: not {unknown}")
     return state, dropped, {
         "model": "unet",
-        "model_kwargs": {"arch": arch, "encoder_name": "tu-" + encoder.removeprefix("tu-")},
+        "model_kwargs": model_kwargs,
         "nomenclature": "cosia", "bands": list(bands), "aerial_scaling": "standardize",
         "aerial_mean": [HUB_BAND_MEAN[b] for b in bands], "aerial_std": [HUB_BAND_STD[b] for b in bands],
     }
