@@ -356,3 +356,24 @@ def test_fine_tuned_head_starts_from_the_named_classes(tmp_path: Path) -> None:
         assert torch.allclose(new.weight[j], head.weight[rows].mean(0)) and torch.allclose(new.bias[j], head.bias[rows].mean(0))
     assert torch.equal(task.net.net.encoder.conv1.weight, reference.encoder.conv1.weight)
     assert task.provenance["init_nomenclature"] == "raw"
+
+
+def test_predict_command_reads_an_imported_checkpoint(synthetic_root: Path, tmp_path: Path) -> None:
+    # Under the 13-class config, the data takes the checkpoint's 19 raw classes (with a warning).
+    import subprocess
+
+    path, _ = flair_inc_file(tmp_path, 4)
+    import_published_model(path, "flair-inc", tmp_path / "rgbi.ckpt")
+    config = Path(__file__).parents[1] / "configs" / "unet.yaml"
+    run = subprocess.run([*flairlc_command(), "predict", "--config", str(config), "--data.root", str(synthetic_root),
+                          "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.precision", "32-true",
+                          "--data.num_workers", "0", "--run_dir", str(tmp_path / "run"), "--ckpt_path", str(tmp_path / "rgbi.ckpt")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "predicts the 'raw' classes" in run.stderr
+    predictions = sorted((tmp_path / "run" / "predictions").glob("PRED_*.tif"))
+    assert predictions
+    with rasterio.open(predictions[0]) as ds:
+        values = set(np.unique(ds.read(1)).tolist())
+        assert ds.colormap(1)[17][:3] == nomenclature.get("raw").classes[17].rgb  # greenhouse
+    assert values <= {v - 1 for v in (*range(1, 15), 18)}

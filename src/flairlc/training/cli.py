@@ -21,6 +21,7 @@ to resume; ``fit`` without it is an error when the run folder already holds a ru
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from flairlc import nomenclature as nomenclature_module
 from flairlc.data.datamodule import FlairDataModule
 from flairlc.outputs import check_writable_dir
 from flairlc.training.checkpoint import read_checkpoint
@@ -72,7 +74,16 @@ class FlairCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
-            read_checkpoint(ckpt_path)
+            checkpoint = read_checkpoint(ckpt_path)
+            # The model's classes are the checkpoint's: the data (linked to the model) reads its
+            # masks with them (e.g. an imported 19-class model under a 13-class config).
+            theirs = checkpoint["hyper_parameters"].get("nomenclature")
+            data = self.config[subcommand].get("data")
+            if theirs is not None and data is not None and not nomenclature_module.same(data.get("nomenclature", "baseline"), theirs):
+                if subcommand != "fit":
+                    warnings.warn(f"{ckpt_path} predicts the {nomenclature_module.get(theirs).name!r} classes: "
+                                  "the data uses them too", stacklevel=2)
+                data.nomenclature = theirs
         super()._parse_ckpt_path()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

@@ -18,10 +18,10 @@ version FLAIR-HUB pins):
   prediction and are dropped (the import says how many). IR variants read NIR, R, G; RGB variants
   R, G, B (FLAIR-HUB's configuration history; ``--bands`` overrides); both with FLAIR-HUB's own
   statistics. Outputs are the 19 CoSIA classes, 0-based. The encoder (timm, e.g.
-  ``convnextv2_base``) and decoder (``unet``) come from the file name or ``--encoder``/``--arch``.
-  FLAIR-HUB's UPerNet files are refused: they were trained with the UPerNet of
-  segmentation-models-pytorch 0.4.0, whose layers differ from the current one (other layer
-  widths, no feature norms), so no current smp network can hold them.
+  ``convnextv2_base``) and decoder (``unet`` or ``upernet``) come from the file name or
+  ``--encoder``/``--arch``. FLAIR-HUB's UPerNets were trained with the UPerNet of
+  segmentation-models-pytorch 0.4.0, which smp 0.5 rewrote: they load into flairlc's rebuild of
+  it (:mod:`flairlc.models.upernet_v040`), its widths read from the weights.
 
 The checkpoint written holds the weights under flairlc's keys and everything needed to use them:
 architecture, bands, scaling, nomenclature and active classes (the hyper-parameters of

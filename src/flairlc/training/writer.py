@@ -54,22 +54,24 @@ class PredictionWriter(BasePredictionWriter):
         batch_indices: Sequence[int] | None, batch: dict[str, Any], batch_idx: int, dataloader_idx: int,
     ) -> None:
         dataset = trainer.predict_dataloaders.dataset if not isinstance(trainer.predict_dataloaders, list) else trainer.predict_dataloaders[dataloader_idx].dataset
-        names = nomenclature.class_names(getattr(pl_module.hparams, "nomenclature", "baseline"))
+        nomen = nomenclature.get(getattr(pl_module.hparams, "nomenclature", "baseline"))
         probabilities = prediction["probabilities"].float().cpu().numpy()
         for index, proba in zip(prediction["index"].tolist(), probabilities):
             record = dataset.records[index]
-            write_prediction(self.output_dir, record.id, record.aerial_path, proba, names, self.probabilities)
+            write_prediction(self.output_dir, record.id, record.aerial_path, proba, nomen.names, self.probabilities,
+                             colormap=nomen.colormap())
             self.written += 1
 
 
 def write_prediction(
     output_dir: Path, patch_id: str, image_path: Path, probabilities: np.ndarray,
-    class_names: Sequence[str], write_probabilities: bool = False,
+    class_names: Sequence[str], write_probabilities: bool = False, colormap: dict | None = None,
 ) -> Path:
     """Write ``PRED_{id}.tif`` (and optionally ``PROBA_{id}.tif``) on the image's grid.
 
     Args:
         probabilities: float ``(K, H, W)`` class probabilities.
+        colormap: the colour table of the classes (default: FLAIR's of ``K`` classes).
 
     Returns:
         The path of ``PRED_{id}.tif``.
@@ -82,7 +84,9 @@ def write_prediction(
     profile.pop("blockysize", None)
     labels = probabilities.argmax(axis=0).astype(np.uint8)
     path = output_dir / f"PRED_{patch_id}.tif"
-    _write(path, labels[None], profile, colormap=nomenclature.colormap("raw" if len(class_names) == 19 else "baseline"))
+    if colormap is None:
+        colormap = nomenclature.colormap("raw" if len(class_names) == 19 else "baseline")
+    _write(path, labels[None], profile, colormap=colormap)
     if write_probabilities:
         scaled = np.clip(np.rint(probabilities * 255), 0, 255).astype(np.uint8)
         profile.update(count=len(scaled))
