@@ -327,8 +327,9 @@ def test_fine_tuning_a_19_class_model_to_3_classes_learns_all_3(tmp_path: Path) 
     import_published_model(path, "flair-inc", tmp_path / "inc.ckpt")
     iou = fine_tune_three_classes(root, tmp_path / "inc.ckpt", tmp_path)
     # Every class is predicted somewhere right (labels 1..19 go through the nomenclature, so no
-    # class is lost to an off-by-one as in IGNF/FLAIR-1#22). Measured spread: benchmarks/RESULTS.md.
-    assert len(iou) == 3 and min(iou) > 0.0, iou
+    # class is lost to an off-by-one as in IGNF/FLAIR-1#22). Smallest class IoU measured over 5 seeds
+    # x {1, 2} threads: 0.21-0.64 (benchmarks/RESULTS.md); the bar 0.1 is half the lowest.
+    assert len(iou) == 3 and min(iou) > 0.1, iou
 
 
 def test_fine_tuning_refuses_a_checkpoint_of_other_inputs(tmp_path: Path) -> None:
