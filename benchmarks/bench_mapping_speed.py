@@ -8,14 +8,15 @@ elevation, 0.2 m):
   the raster edge zero-filled; 4 passes of the network per pixel, no blending), writing a deflate
   GeoTIFF;
 - ``flairlc`` variants: :func:`flairlc.mapping.map_raster` with the given window, overlap and
-  memory format (``W/O`` in the variant name, ``-cl`` for channels-last, ``-nocl`` without).
+  memory format (``W/O`` in the variant name, ``auto`` for the default window of
+  :func:`flairlc.mapping.blending.fit_window`, ``-cl`` for channels-last, ``-nocl`` without).
 
 Each map is compared with a single pass of the network over the whole raster (the map with no
 tiling at all): the agreement is the share of pixels with the same class. The model is the
 paper's U-Net (ResNet34, 5 bands, 13 classes), random weights unless ``--checkpoint``.
 
     python benchmarks/bench_mapping_speed.py --size 2048 --repeats 3 \\
-        --variants flair1 flairlc-512/128-nocl flairlc-512/128-cl flairlc-768/64-cl
+        --variants flair1 flairlc-512/128-nocl flairlc-512/128-cl flairlc-auto/128-cl
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> t
     if name == "flair1":
         classes = flair1_zone_detection(task, aerial, out, batch_size)
         return time.perf_counter() - start, classes
-    window, overlap = (int(v) for v in name.split("-")[1].split("/"))
+    window_text, overlap_text = name.split("-")[1].split("/")
+    window = None if window_text == "auto" else int(window_text)
+    overlap = int(overlap_text)
     channels_last = name.endswith("-cl")
     result = map_raster(task, aerial, out, window=window, overlap=overlap, batch_size=batch_size,
                         progress=False, channels_last=channels_last)
@@ -120,7 +123,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--variants", nargs="+", default=["flair1", "flairlc-512/128-nocl", "flairlc-512/128-cl"])
+    parser.add_argument("--variants", nargs="+", default=["flair1", "flairlc-512/128-nocl", "flairlc-auto/128-cl"])
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
