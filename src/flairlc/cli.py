@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="window side in pixels (default: aerial-only models, the side up to --max-window that "
                               "covers the raster with the fewest predicted pixels; Sentinel-2 models, 512)")
     mapping.add_argument("--max-window", type=int, default=1024, help="largest default window side (default 1024)")
+    mapping.add_argument("--precision", choices=("32", "bf16"), default="32",
+                         help="bf16: bfloat16 autocast around the model (GPUs); default 32")
     mapping.add_argument("--overlap", type=int, default=128, help="overlap between windows in pixels (default 128)")
     mapping.add_argument("--batch-size", type=int, default=4)
     mapping.add_argument("--probabilities", type=Path, help="also write class probabilities (uint8) here")
@@ -350,7 +352,7 @@ def _map(args: argparse.Namespace) -> int:
         probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
         coverage_policy=args.coverage_policy, device=device,
         predictor_id=predictor_id, rank=rank, world_size=world_size, aerial_bands=args.aerial_bands,
-        max_window=args.max_window,
+        max_window=args.max_window, precision=args.precision,
     )
     if rank != 0:
         return 0
