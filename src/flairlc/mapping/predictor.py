@@ -21,7 +21,11 @@ class Predictor(Protocol):
 
     A predictor may also have ``series_preprocessing``
     (:class:`flairlc.data.sentinel.SeriesPreprocessing`): the cloud filter and monthly average it
-    was trained with, applied by the mapper to each window's series (none when absent).
+    was trained with, applied by the mapper to each window's series (none when absent);
+    ``bands``, the aerial bands it reads (:mod:`flairlc.data.bands`; default all 5), which the
+    mapper requires from the raster; ``nomenclature``
+    (:class:`flairlc.nomenclature.Nomenclature`), whose names and colours the map carries; and
+    ``use_channels_last(enabled)``, called by the mapper to pick the network's memory format.
     """
 
     num_classes: int
@@ -34,7 +38,8 @@ class Predictor(Protocol):
         """Softmax probabilities for a batch.
 
         Args:
-            batch: ``aerial`` uint8 ``(B, 5, H, W)`` raw values (scaled by the predictor);
+            batch: ``aerial`` uint8 ``(B, 5, H, W)`` raw values in FLAIR's band order, bands the
+                predictor does not read set to 0 (it picks and scales its own);
                 optionally ``sentinel`` float32 ``(B, T, 10, S, S)`` reflectance x 10 000,
                 ``dates_days`` int64 ``(B, T)``, ``sentinel_pad_mask`` bool ``(B, T)``
                 (True where the date is padding).
