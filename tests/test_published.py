@@ -378,3 +378,23 @@ def test_predict_command_reads_an_imported_checkpoint(synthetic_root: Path, tmp_
         values = set(np.unique(ds.read(1)).tolist())
         assert ds.colormap(1)[17][:3] == nomenclature.get("raw").classes[17].rgb  # greenhouse
     assert values <= {v - 1 for v in (*range(1, 15), 18)}
+
+
+def test_a_band_subset_model_trains_on_flair_batches_and_checks_its_inputs() -> None:
+    # FLAIR batches hold 5 bands; a NIR, R, G model takes its own, in its order.
+    task = SegmentationTask(model="unet", model_kwargs={"encoder_name": "resnet18"}, bands=["nir", "red", "G"],
+                            aerial_scaling="standardize")
+    assert task.bands == ("NIR", "R", "G") and task.net.net.encoder.conv1.in_channels == 3
+    assert task.hparams["aerial_mean"] == [106.38, 105.08, 110.87]  # IGN's statistics of those bands
+    aerial = torch.randint(0, 256, (2, 5, 64, 64), dtype=torch.uint8)
+    batch = {"aerial": aerial, "mask": torch.randint(0, 13, (2, 64, 64))}
+    loss = task.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and task.net.net.encoder.conv1.weight.grad is not None
+    # The scaled input is exactly bands 4, 1, 2 of the batch.
+    expected = (aerial[:, [3, 0, 1]].double() - torch.tensor([106.38, 105.08, 110.87], dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor([39.69, 52.17, 45.38], dtype=torch.float64).view(1, 3, 1, 1)
+    assert torch.equal(task._aerial_input(aerial), expected.float())
+    with pytest.raises(ValueError, match="unknown aerial band 'SWIR'"):
+        SegmentationTask(model="unet", bands=["R", "SWIR"])
+    with pytest.raises(ValueError, match=r"FLAIR's 5 bands.*got 3 channels"):
+        task.forward_batch({"aerial": aerial[:, :3]})

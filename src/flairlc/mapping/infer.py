@@ -89,12 +89,6 @@ class MapResult:
     chunks_resumed: int
 
 
-def nomenclature_for(num_classes: int) -> str | None:
-    """The nomenclature name of a class count (13: ``"baseline"``, 19: ``"raw"``), else None."""
-    nomen = nomenclature.for_class_count(num_classes)
-    return nomen.name if nomen is not None else None
-
-
 def predictor_nomenclature(predictor: Predictor) -> nomenclature.Nomenclature | None:
     """The predictor's nomenclature (its ``nomenclature`` attribute, e.g. a checkpoint's), else
     FLAIR's of its class count, else None (classes then go unnamed)."""
