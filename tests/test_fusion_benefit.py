@@ -16,8 +16,8 @@ import pytest
 from flairlc.demo.farmland import FarmlandScore, generate_farmland, train_and_score
 
 #: Required lead of U-T&T over U-Net on the seasonal classes' mean IoU, which the control must not
-#: reach. Measured over seeds 0-4 at 1 thread and seeds 0-1 at 2 threads: U-T&T leads by 0.30 to
-#: 0.58, the control by -0.11 to +0.08 (benchmarks/RESULTS.md).
+#: reach. Measured over seeds 0-4 at 1 and 2 threads (10 runs): U-T&T leads by 0.30 to 0.58, the
+#: control by -0.11 to +0.08 (benchmarks/RESULTS.md).
 MARGIN = 0.2
 
 
