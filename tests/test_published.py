@@ -398,3 +398,26 @@ def test_a_band_subset_model_trains_on_flair_batches_and_checks_its_inputs() -> 
         SegmentationTask(model="unet", bands=["R", "SWIR"])
     with pytest.raises(ValueError, match=r"FLAIR's 5 bands.*got 3 channels"):
         task.forward_batch({"aerial": aerial[:, :3]})
+
+
+def test_a_user_nomenclature_reaches_the_map_style_and_areas(tmp_path: Path) -> None:
+    import datetime
+
+    three = nomenclature.get(THREE_CLASSES)
+
+    class ThreeClassPredictor:
+        num_classes, aerial_channels, uses_sentinel, sat_patch_size = 3, 5, False, 40
+        reference_date = datetime.date(2021, 5, 15)
+        bands, nomenclature = ("R", "G", "B"), three
+
+        def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return torch.nn.functional.one_hot(batch["aerial"][:, 0].long() % 3, 3).permute(0, 3, 1, 2).float()
+
+    result = map_raster(ThreeClassPredictor(), _raster(tmp_path / "rgb.tif", 3, size=64), tmp_path / "map.tif", progress=False)
+    with rasterio.open(result.map_path) as ds:
+        assert json.loads(ds.tags()["FLAIRLC_CLASSES"])["classes"][1]["name"] == "woody"
+        assert ds.colormap(1)[1][:3] == (0x19, 0x4A, 0x26)
+    assert 'label="open"' in result.qml_path.read_text()
+    areas = compute_areas(result.map_path, out_dir=tmp_path / "areas")
+    assert areas.class_names == ["built", "woody", "open"] and "artificialized" not in areas.to_csv()
+    assert areas.to_dict()["overall"]["artificialized_m2"] is None

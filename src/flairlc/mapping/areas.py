@@ -17,7 +17,13 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import shape
 
 from flairlc import nomenclature
-from flairlc.mapping._common import STRIP_ROWS, area_decimals, class_colors_for, map_class_names
+from flairlc.mapping._common import (
+    STRIP_ROWS,
+    area_decimals,
+    class_colors_for,
+    map_class_names,
+    map_nomenclature,
+)
 from flairlc.mapping.inputs import MappingInputError
 from flairlc.outputs import check_writable_dir, save_figure, write_text
 
@@ -79,12 +85,14 @@ class AreaTable:
         overall: the whole map.
         zones: one entry per zone polygon (empty without zones).
         paths: files written (``csv``, ``json``, ``png``), if an output folder was given.
+        class_colors: ``#RRGGBB`` per class for the plot (default: FLAIR's for its names, else grey).
     """
 
     class_names: list[str]
     overall: ZoneAreas
     zones: list[ZoneAreas] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    class_colors: list[str] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (areas in m², ha and %, rounded to the pixel area's precision)."""
@@ -96,8 +104,9 @@ class AreaTable:
                 "name": z.name,
                 "valid_m2": round(z.valid_m2, m2),
                 "valid_ha": round(z.valid_m2 / M2_PER_HA, ha),
-                "artificialized_m2": round(z.artificial_m2, m2),
-                "artificialized_ha": round(z.artificial_m2 / M2_PER_HA, ha),
+                # None when the map's classes include none of building, pervious, impervious.
+                "artificialized_m2": round(z.artificial_m2, m2) if z.artificial_indices else None,
+                "artificialized_ha": round(z.artificial_m2 / M2_PER_HA, ha) if z.artificial_indices else None,
                 "classes": [
                     {"index": k, "name": n, "pixels": int(z.pixels[k]), "area_m2": round(float(z.area_m2[k]), m2),
                      "area_ha": round(float(z.area_ha[k]), ha), "percent": round(float(z.percent[k]), PERCENT_DECIMALS)}
@@ -116,6 +125,8 @@ class AreaTable:
             for k, n in enumerate(self.class_names):
                 w.writerow([z.name, k, n, int(z.pixels[k]), f"{z.area_m2[k]:.2f}", f"{z.area_ha[k]:.4f}",
                             f"{z.percent[k]:.3f}"])
+            if not z.artificial_indices:
+                continue  # a nomenclature without building / pervious / impervious classes
             pct = 100.0 * z.artificial_m2 / z.valid_m2 if z.valid_m2 else 0.0
             w.writerow([z.name, "", "artificialized", "", f"{z.artificial_m2:.2f}",
                         f"{z.artificial_m2 / M2_PER_HA:.4f}", f"{pct:.3f}"])
@@ -184,7 +195,9 @@ def compute_areas(
         names = map_class_names(ds, int(valid_values.max()) if valid_values.size else None)
         k = len(names)
         artificial = nomenclature.indices_named(nomenclature.ARTIFICIAL_CLASS_NAMES, names)
-        table = AreaTable(names, ZoneAreas("all", full[:k].copy(), pixel_m2, artificial))
+        nomen = map_nomenclature(ds)
+        colors = nomen.colors if nomen is not None and nomen.names == names else None
+        table = AreaTable(names, ZoneAreas("all", full[:k].copy(), pixel_m2, artificial), class_colors=colors)
         if zones_path is not None:
             table.zones = [ZoneAreas(n, _zone_counts(ds, g, k), pixel_m2, artificial)
                            for n, g in _read_zones(Path(zones_path), zone_field, ds.crs)]
@@ -229,12 +242,13 @@ def _write_area_outputs(table: AreaTable, out_dir: Path) -> dict[str, Path]:
     }
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(table.class_names) + 1.2))
     y = np.arange(len(table.class_names))
-    ax.barh(y, table.overall.area_ha, color=class_colors_for(table.class_names), edgecolor="#333333")
+    ax.barh(y, table.overall.area_ha, color=table.class_colors or class_colors_for(table.class_names), edgecolor="#333333")
     ax.set_yticks(y, table.class_names)
     ax.invert_yaxis()
     ax.set_xlabel("area (ha)")
-    ax.set_title(f"Land cover: {table.overall.valid_m2 / M2_PER_HA:.1f} ha mapped, "
-                 f"{table.overall.artificial_m2 / M2_PER_HA:.1f} ha artificialized")
+    artificialized = (f", {table.overall.artificial_m2 / M2_PER_HA:.1f} ha artificialized"
+                      if table.overall.artificial_indices else "")
+    ax.set_title(f"Land cover: {table.overall.valid_m2 / M2_PER_HA:.1f} ha mapped{artificialized}")
     paths["png"] = save_figure(fig, out_dir / "areas.png", bbox_inches="tight")
     plt.close(fig)
     return paths
