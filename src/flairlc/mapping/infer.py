@@ -223,7 +223,7 @@ class _Mapper:
         self.bf16 = bf16
 
     def _sentinel_batch(self, items: list[tuple[np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
-        """Sentinel-2 windows centred on the aerial windows, preprocessed as in training."""
+        """Sentinel-2 windows centred on the aerial windows, preprocessed as in training (CPU tensors)."""
         from flairlc.data.collate import pad_series
         from flairlc.data.sentinel import SeriesPreprocessing
 
@@ -241,18 +241,15 @@ class _Mapper:
             days.append(torch.from_numpy(one_days))
         sentinel, pad_mask = pad_series(series)
         dates_days, _ = pad_series(days)
-        return {
-            "sentinel": sentinel.to(self.device),
-            "dates_days": dates_days.to(self.device),
-            "sentinel_pad_mask": pad_mask.to(self.device),
-        }
+        return {"sentinel": sentinel, "dates_days": dates_days, "sentinel_pad_mask": pad_mask}
 
-    def _predict(self, items: list[tuple[np.ndarray, int, int]]) -> torch.Tensor:
+    def _predict(self, items: list[tuple[np.ndarray, int, int]], sentinel: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         win = self.layout.window
         aerial = torch.from_numpy(np.stack([a for a, _, _ in items])).to(self.device)
         batch: dict[str, torch.Tensor] = {"aerial": aerial}
         if self.sentinel is not None:
-            batch.update(self._sentinel_batch(items))
+            series = sentinel if sentinel is not None else self._sentinel_batch(items)
+            batch.update({key: value.to(self.device) for key, value in series.items()})
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             proba = self.predictor.predict_proba(batch)
         expected = (len(items), self.predictor.num_classes, win, win)
@@ -270,29 +267,31 @@ class _Mapper:
                 continue  # nothing to predict; neighbours (or nodata) cover these pixels
             yield _pad_to(aerial, win), row0, col0
 
-    def _batches(self, row0: int, cols: list[int]) -> Iterator[list[tuple[np.ndarray, int, int]]]:
-        """The windows of one row with data, read and grouped into batches."""
+    def _batches(self, row0: int, cols: list[int]) -> Iterator[tuple[list[tuple[np.ndarray, int, int]], dict | None]]:
+        """The windows of one row with data, read and grouped into batches, each with its
+        preprocessed Sentinel-2 series (None for aerial-only models)."""
         pending: list[tuple[np.ndarray, int, int]] = []
         for item in self._windows(row0, cols):
             pending.append(item)
             if len(pending) == self.batch_size:
-                yield pending
+                yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
                 pending = []
         if pending:
-            yield pending
+            yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
 
     @torch.inference_mode()
     def accumulate_row(self, k: int, cols: list[int], cx0: int, acc: torch.Tensor, wsum: torch.Tensor) -> None:
         """Predict window row ``k`` (columns ``cols``) and add it to the buffers (origin ``cx0``).
 
-        The next batches are read by a background thread while the model runs on this one
-        (``prefetch`` batches ahead; rasterio releases the GIL while it reads). Only that thread
-        reads the aerial source until the row is done, so no file handle is shared at once.
+        The next batches (aerial windows and Sentinel-2 series, preprocessed) are read by a
+        background thread while the model runs on this one (``prefetch`` batches ahead; rasterio
+        releases the GIL while it reads). Only that thread reads the inputs until the row is
+        done, so no file handle is shared at once.
         """
         win = self.layout.window
         batches = self._batches(self.layout.ys[k], cols)
-        for items in (prefetched(batches, self.prefetch) if self.prefetch else batches):
-            proba = self._predict(items)
+        for items, sentinel in (prefetched(batches, self.prefetch) if self.prefetch else batches):
+            proba = self._predict(items, sentinel)
             for p, (_, _, col0) in zip(proba, items):
                 c = col0 - cx0
                 acc[:, :, c : c + win].addcmul_(p, self.weights)
