@@ -33,7 +33,84 @@ CONFIGS = {
 }
 
 
-def time_dataset(dataset: FlairDataset, repeats: int) -> list[float]:
+class ReferenceLoader:
+    """A loading loop in the manner of the official FLAIR-2 dataset class, kept as the baseline.
+
+    Per sample: the aerial image and the mask read with rasterio, the super-area's whole
+    Sentinel-2 ``_data.npy`` and ``_masks.npy`` loaded with ``np.load`` and the window cut out with
+    numpy, the cloud/snow filter as a Python loop over dates, the monthly average as a loop over
+    months, then the scaling the model needs (aerial / 255, Sentinel-2 as float). The official
+    code is not available here; this loop follows its structure (rasterio read + numpy window +
+    per-date loop), so that the ratio of issue #14 can be measured on any machine.
+    """
+
+    def __init__(self, records, sat_patch_size: int = 40, filter_clouds: bool = False, average_monthly: bool = False,
+                 cloud_max_cover: float = 0.5, cloud_prob_threshold: int = 60) -> None:
+        self.records = records
+        self.size = sat_patch_size
+        self.filter_clouds, self.average_monthly = filter_clouds, average_monthly
+        self.cloud_max_cover, self.cloud_prob_threshold = cloud_max_cover, cloud_prob_threshold
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        import datetime as dt
+
+        import numpy as np
+        import rasterio
+
+        record = self.records[index]
+        with rasterio.open(record.aerial_path) as src:
+            aerial = src.read()
+        with rasterio.open(record.mask_path) as src:
+            mask = src.read(1)
+        data = np.load(record.sentinel.data)
+        masks = np.load(record.sentinel.masks)
+        row, col = record.centroid
+        half = self.size // 2
+        window = data[:, :, row - half : row + half, col - half : col + half].astype(np.float32)
+        window_masks = masks[:, :, row - half : row + half, col - half : col + half]
+        products = record.sentinel.products.read_text().split()
+        dates = [dt.date(int(p[11:15]), int(p[15:17]), int(p[17:19])) for p in products]
+        keep = list(range(len(dates)))
+        if self.filter_clouds:
+            keep = []
+            for t in range(len(dates)):  # one date at a time, as the reference code does
+                cover = ((window_masks[t, 0] > self.cloud_prob_threshold) | (window_masks[t, 1] > self.cloud_prob_threshold)).mean()
+                if cover <= self.cloud_max_cover:
+                    keep.append(t)
+        window = window[keep]
+        dates = [dates[t] for t in keep]
+        if self.average_monthly:
+            months = sorted({d.month for d in dates})
+            window = np.stack([window[[i for i, d in enumerate(dates) if d.month == m]].mean(axis=0) for m in months])
+        return {"aerial": torch.from_numpy(aerial.astype(np.float32) / 255.0), "mask": torch.from_numpy(mask.astype(np.int64)),
+                "sentinel": torch.from_numpy(window)}
+
+
+class ScaledDataset:
+    """A :class:`FlairDataset` whose samples go through the scaling the model applies."""
+
+    def __init__(self, dataset: FlairDataset) -> None:
+        from flairlc.training.scaling import InputScaler
+
+        self.dataset = dataset
+        self.aerial = InputScaler("standardize", 5, mean=[105.08, 110.87, 101.82, 106.38, 53.26], std=[52.17, 45.38, 44.0, 39.69, 79.3])
+        self.sentinel = InputScaler("unit", 10, max_value=65535.0)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.dataset[index]
+        sample["aerial"] = self.aerial(sample["aerial"])
+        if "sentinel" in sample:
+            sample["sentinel"] = self.sentinel(sample["sentinel"])
+        return sample
+
+
+def time_dataset(dataset, repeats: int) -> list[float]:
     """Seconds per sample of each full pass over the dataset."""
     for i in range(len(dataset)):  # warm the page cache and the memory maps
         dataset[i]
@@ -70,6 +147,22 @@ def main() -> None:
         for name, kwargs in CONFIGS.items():
             seconds = statistics.median(time_dataset(FlairDataset(records, **kwargs), args.repeats))
             print(f"| {name} | {1 / seconds:.0f} | {1000 * seconds:.2f} |")
+        print("\nAgainst the reference loop (scaling counted in both; alternating passes):\n")
+        print("| sample | flairlc samples/s | reference samples/s | ratio |")
+        print("|---|---:|---:|---:|")
+        full = dict(CONFIGS["aerial + mask + Sentinel-2 (40×40) + metadata"])
+        filtered = dict(CONFIGS["… + cloud filter + monthly average"])
+        for name, kwargs, reference in (
+            ("full multimodal sample", full, ReferenceLoader(records)),
+            ("+ cloud filter + monthly average", filtered, ReferenceLoader(records, filter_clouds=True, average_monthly=True)),
+        ):
+            ours, theirs = [], []
+            dataset = ScaledDataset(FlairDataset(records, **kwargs))
+            for _ in range(args.repeats):
+                ours += time_dataset(dataset, 1)
+                theirs += time_dataset(reference, 1)
+            a, b = statistics.median(ours), statistics.median(theirs)
+            print(f"| {name} | {1 / a:.0f} | {1 / b:.0f} | {b / a:.2f}x |")
 
 
 if __name__ == "__main__":

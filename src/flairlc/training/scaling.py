@@ -60,14 +60,27 @@ class InputScaler(nn.Module):
         # float64: the statistics as given (105.08, not its nearest float32).
         self.register_buffer("offset", torch.tensor(offset, dtype=torch.float64).view(-1, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64).view(-1, 1, 1), persistent=False)
+        # uint8 inputs (aerial bands) take one of 256 values per channel: their scaled values,
+        # computed in float64 and rounded once, are a table (C, 256) float32.
+        levels = torch.arange(256, dtype=torch.float64)
+        table = ((levels[None, :] - self.offset.view(-1, 1)) / self.scale.view(-1, 1)).float()
+        self.register_buffer("uint8_table", table, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale ``(…, C, H, W)`` raw values to float32.
 
-        Computed in float64 and rounded once, as IGN's code does (numpy float64, then float32):
-        a float32 computation rounds twice and differs by an ulp, which an imported model's
-        first layers can amplify.
+        Results are those of a float64 computation rounded once to float32, as in IGN's code
+        (numpy float64, then float32); a float32 ``(x - mean) / std`` rounds twice and differs
+        by an ulp, which an imported model's first layers can amplify. uint8 inputs are looked up
+        in a table (as fast as float32 arithmetic); other inputs are computed in float64 for
+        ``"standardize"`` and divided in float32 otherwise (one rounding either way).
         """
-        if x.device.type == "mps":  # no float64 there
+        if x.dtype == torch.uint8:
+            out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+            for c in range(x.shape[-3]):
+                band = x[..., c, :, :]
+                out[..., c, :, :] = self.uint8_table[c].index_select(0, band.reshape(-1).long()).view(band.shape)
+            return out
+        if self.mode != "standardize" or x.device.type == "mps":  # (no float64 on mps)
             return (x.float() - self.offset.float()) / self.scale.float()
-        return ((x.double() - self.offset.double()) / self.scale.double()).float()
+        return ((x.double() - self.offset) / self.scale).float()
