@@ -184,6 +184,10 @@ def test_provenance_and_info(tmp_path: Path) -> None:
 
 # --- refused files ---------------------------------------------------------------------------------
 
+class _Opaque:
+    """A Python object that a weights-only load refuses."""
+
+
 def test_refused_files_get_one_line_naming_the_problem(tmp_path: Path) -> None:
     inc, _ = flair_inc_file(tmp_path, 4)
     with pytest.raises(PublishedModelError, match="not a FLAIR-HUB model.*--family flair-inc"):
@@ -192,6 +196,11 @@ def test_refused_files_get_one_line_naming_the_problem(tmp_path: Path) -> None:
     truncated.write_bytes(inc.read_bytes()[: 200_000])
     with pytest.raises(PublishedModelError, match="truncated.pth: not a PyTorch weights file"):
         import_published_model(truncated, "flair-inc", tmp_path / "x.ckpt")
+    # An old Lightning checkpoint that pickles Python objects: a safe load refuses, saying how to proceed.
+    unsafe = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": _Opaque()}, unsafe)
+    with pytest.raises(PublishedModelError, match=r"old.ckpt: holds a Python object \(.*_Opaque\).*weights_only=False"):
+        import_published_model(unsafe, "flair-inc", tmp_path / "x.ckpt")
     hub, reference = flair_hub_file(tmp_path, "RGB", encoder="convnextv2atto")
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(hub.read_bytes()[:1000])

@@ -114,6 +114,13 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure is the same user error
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error)) or re.search(r"global[: ]+([\w.]+)", str(error))
+        if unsafe:
+            raise PublishedModelError(
+                f"{path}: holds a Python object ({unsafe.group(1)}) that a safe load refuses; "
+                "if you trust the file, save its state_dict alone (torch.save(torch.load(FILE, weights_only=False)"
+                "['state_dict'], 'weights.pth')) and import that"
+            ) from None
         first = str(error).strip().split(". ")[0] if str(error).strip() else type(error).__name__
         raise PublishedModelError(f"{path}: not a PyTorch weights file that loads safely (truncated, or another kind of file?): {first}") from None
     if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
