@@ -19,6 +19,7 @@ Colours of ``raw``/``baseline`` are those of the official FLAIR colour table (he
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,10 +204,16 @@ class Nomenclature:
         raise ValueError(f"no class {name!r} in nomenclature {self.name!r}: its classes are {self.names}")
 
     def lookup(self) -> np.ndarray:
-        """uint8 ``(256,)`` table from mask value to index; values of no class give 255."""
+        """uint8 ``(256,)`` table from mask value to index; values of no class give 255 (read-only,
+        built once per nomenclature: every mask read goes through it)."""
+        return self._lookup_table
+
+    @functools.cached_property
+    def _lookup_table(self) -> np.ndarray:
         table = np.full(256, NODATA_VALUE, dtype=np.uint8)
         for c in self.classes:
             table[list(c.mask_values)] = c.index
+        table.flags.writeable = False
         return table
 
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:

@@ -90,7 +90,8 @@ class FlairDataset(Dataset):
             raise ValueError(f"sat_patch_size must be a multiple of 8 in 8..112, got {sat_patch_size}")
         self.records = list(records)
         self.modalities = tuple(modalities)
-        self.nomenclature = nomenclature_module.portable(nomenclature)
+        # Resolved once (a JSON file read, a dict parsed), not at every mask read.
+        self.nomenclature = nomenclature_module.get(nomenclature)
         self.sat_patch_size = sat_patch_size
         self.preprocessing = SeriesPreprocessing(
             filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, reference_date, profile
