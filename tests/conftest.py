@@ -58,3 +58,14 @@ def flairlc_command() -> list[str]:
     """The installed ``flairlc`` command of this interpreter (or ``python -m flairlc.cli``)."""
     executable = Path(sys.executable).with_name("flairlc")
     return [str(executable)] if executable.exists() else [sys.executable, "-m", "flairlc.cli"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one thread is fastest and kinder to a shared machine (a module's tests)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

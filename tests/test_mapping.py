@@ -17,6 +17,9 @@ import rasterio
 import torch
 from affine import Affine
 from fiona.crs import CRS as FionaCRS
+from raster_helpers import L93, ORIGIN_X, ORIGIN_Y, PIXEL_M, K
+from raster_helpers import read_band as _read
+from raster_helpers import write_raster as _write
 from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 
@@ -32,19 +35,8 @@ from flairlc.mapping import (
     window_starts,
 )
 
-L93 = CRS.from_epsg(2154)
-ORIGIN_X, ORIGIN_Y = 650_000.0, 6_860_000.0
-PIXEL_M = 0.2
-K = nomenclature.NUM_BASELINE_CLASSES
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one thread is fastest and kinder to a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class FakePredictor:
@@ -93,15 +85,6 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _write(path: Path, data: np.ndarray, transform: Affine | None = None, crs=L93, nodata=None, **kw) -> Path:
-    transform = transform or Affine(PIXEL_M, 0, ORIGIN_X, 0, -PIXEL_M, ORIGIN_Y)
-    count, h, w = data.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=count, dtype=data.dtype,
-                       crs=crs, transform=transform, nodata=nodata, **kw) as ds:
-        ds.write(data)
-    return path
-
-
 @pytest.fixture(scope="module")
 def rasters(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("rasters")
@@ -119,11 +102,6 @@ def big_map(rasters, tmp_path_factory) -> Path:
     map_raster(FakePredictor(), rasters["big"], out, window=128, overlap=32, batch_size=8,
                probabilities_path=out.with_name("proba.tif"), progress=False)
     return out
-
-
-def _read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as ds:
-        return ds.read(1)
 
 
 # --- layout --------------------------------------------------------------------------------------

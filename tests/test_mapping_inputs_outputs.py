@@ -21,7 +21,9 @@ import rasterio
 import torch
 from affine import Affine
 from conftest import flairlc_command, make_read_only
-from rasterio.crs import CRS
+from raster_helpers import L93, ORIGIN_X, ORIGIN_Y, K
+from raster_helpers import read_band as _read
+from raster_helpers import write_raster as _write
 
 from flairlc import nomenclature
 from flairlc.cli import main
@@ -39,20 +41,10 @@ from flairlc.mapping import (
 from flairlc.outputs import OutputError
 from flairlc.training import SegmentationTask
 
-L93 = CRS.from_epsg(2154)
-ORIGIN_X, ORIGIN_Y = 650_000.0, 6_860_000.0
-PIXEL_M = 0.2
-K = nomenclature.NUM_BASELINE_CLASSES
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NAMES = ["SENTINEL2A_20210415-105852-000_L2A_T31TFJ_C_V2-2", "SENTINEL2B_20210815-105852-000_L2A_T31TFJ_C_V2-2"]
 SMALL_UTAE = {"encoder_widths": [16, 16, 32, 32], "decoder_widths": [16, 16, 32, 32], "n_head": 4, "d_model": 32}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class FakePredictor:
@@ -73,15 +65,6 @@ class FakePredictor:
         x = batch["aerial"].float() / 50.0
         logits = torch.stack([x[:, k % 5] * (1 + k % 3) - k / 4 for k in range(K)], dim=1)
         return torch.softmax(logits, dim=1)
-
-
-def _write(path: Path, data: np.ndarray, transform: Affine | None = None, nodata=None) -> Path:
-    transform = transform or Affine(PIXEL_M, 0, ORIGIN_X, 0, -PIXEL_M, ORIGIN_Y)
-    count, h, w = data.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=count, dtype=data.dtype,
-                       crs=L93, transform=transform, nodata=nodata) as ds:
-        ds.write(data)
-    return path
 
 
 def _aerial(path: Path, size: int = 128, bands: int = 5) -> Path:
@@ -105,11 +88,6 @@ def _series(folder: Path, left: float, top: float, size: int = 60, masks: bool =
 def _covering_series(folder: Path, **kwargs) -> Path:
     """A series around the aerial image (300 m of margin)."""
     return _series(folder, ORIGIN_X - 300.0, ORIGIN_Y + 300.0, **kwargs)
-
-
-def _read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as ds:
-        return ds.read(1)
 
 
 # --- coverage ------------------------------------------------------------------------------------

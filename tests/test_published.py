@@ -13,8 +13,8 @@ import pytest
 import rasterio
 import segmentation_models_pytorch as smp
 import torch
-from affine import Affine
 from conftest import flairlc_command
+from raster_helpers import write_raster
 from safetensors.torch import save_file
 
 from flairlc import nomenclature
@@ -30,7 +30,6 @@ INC_MEAN, INC_STD = [105.08, 110.87, 101.82, 106.38, 53.26], [52.17, 45.38, 44.0
 HUB_MEAN = {"R": 105.66, "G": 111.35, "B": 102.18, "NIR": 106.59}
 HUB_STD = {"R": 52.23, "G": 45.62, "B": 44.30, "NIR": 39.78}
 FLAIR_ORDER = ["R", "G", "B", "NIR", "elevation"]
-L93 = "EPSG:2154"
 
 
 def _aerial(seed: int = 0, size: int = 64) -> torch.Tensor:
@@ -228,11 +227,7 @@ def test_refused_files_get_one_line_naming_the_problem(tmp_path: Path) -> None:
 # --- mapping with imported models -------------------------------------------------------------------
 
 def _raster(path: Path, bands: int, size: int = 192, seed: int = 0) -> Path:
-    data = np.random.default_rng(seed).integers(0, 256, (bands, size, size), dtype=np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint8",
-                       crs=L93, transform=Affine(0.2, 0, 843_000.0, 0, -0.2, 6_520_000.0)) as ds:
-        ds.write(data)
-    return path
+    return write_raster(path, np.random.default_rng(seed).integers(0, 256, (bands, size, size), dtype=np.uint8))
 
 
 def test_map_with_an_rgb_model_on_an_rgb_orthophoto(tmp_path: Path) -> None:
