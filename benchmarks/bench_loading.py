@@ -20,6 +20,7 @@ import torch
 
 from flairlc.data import FlairDataset, discover_patches
 from flairlc.data.synthetic import generate_dataset
+from flairlc.data.synthetic.dataset import MIN_SUPER_AREA_PX
 
 CONFIGS = {
     "aerial + mask": dict(modalities=("aerial", "mask")),
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=40, help="number of patches (default 40)")
     parser.add_argument("--patch-size", type=int, default=512)
     parser.add_argument("--dates", type=int, default=50)
+    parser.add_argument("--super-area-px", type=int, default=MIN_SUPER_AREA_PX,
+                        help="smallest side of a synthetic Sentinel-2 super-area, 10 m pixels "
+                             f"(default {MIN_SUPER_AREA_PX}; FLAIR's are of the order of 100-250)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", type=Path, help="an existing FLAIR root instead of a synthetic one")
     args = parser.parse_args()
@@ -138,7 +142,8 @@ def main() -> None:
             root = Path(scratch) / "flair"
             per_area = 5
             generate_dataset(root, domains=max(2, args.patches // (2 * per_area)), areas_per_domain=2,
-                             patches_per_area=per_area, patch_size=args.patch_size, dates=args.dates, seed=0)
+                             patches_per_area=per_area, patch_size=args.patch_size, dates=args.dates, seed=0,
+                             min_super_area_px=args.super_area_px)
         records = discover_patches(root, splits=("train",))[: args.patches]
         print(f"{len(records)} patches of {args.patch_size}×{args.patch_size} px, T = {args.dates}, "
               f"{platform.processor() or platform.machine()}, 1 thread, median of {args.repeats} passes\n")

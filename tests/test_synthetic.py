@@ -187,6 +187,25 @@ def test_centroids_inside_patch_footprint(dataset: tuple[Path, SyntheticSummary]
             assert left <= x <= right and bottom <= y <= top
 
 
+def test_min_super_area_px(tmp_path: Path) -> None:
+    """A larger super-area side gives larger Sentinel-2 arrays, the same patches and draws."""
+    kwargs = {k: v for k, v in TINY.items() if k != "dates"}
+    default, large = plan_dataset(seed=2, **kwargs), plan_dataset(seed=2, min_super_area_px=180, **kwargs)
+    assert {a.sat_grid.height for a in default} == {100}  # the default is unchanged
+    assert {(a.sat_grid.height, a.sat_grid.width) for a in large} == {(180, 180)}
+    assert [p.id for a in default for p in a.patches] == [p.id for a in large for p in a.patches]
+    for area in large:
+        for patch in area.patches:  # the tiling stays centred, away from the border
+            assert all(60 <= v <= 120 for v in patch.centroid)
+    generate_dataset(tmp_path, seed=2, min_super_area_px=180, **TINY)
+    data = sorted(tmp_path.rglob("*_data.npy"))
+    masks = sorted(tmp_path.rglob("*_masks.npy"))
+    assert [np.load(f, mmap_mode="r").shape for f in data] == [(TINY["dates"], 10, 180, 180)] * len(data)
+    assert [np.load(f, mmap_mode="r").shape for f in masks] == [(TINY["dates"], 2, 180, 180)] * len(data)
+    with pytest.raises(ValueError, match="min_super_area_px"):
+        plan_dataset(min_super_area_px=0)
+
+
 def test_dominant_class_agrees_at_10m() -> None:
     plans = plan_dataset(domains=2, areas_per_domain=2, patches_per_area=3, patch_size=512, seed=3)
     agree = total = 0

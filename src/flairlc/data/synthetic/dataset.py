@@ -32,7 +32,8 @@ from flairlc.data.synthetic.sentinel import acquisition_dates, product_name, ren
 #: Half the default Sentinel-2 window (40 px) plus a safety margin: pixels between a patch
 #: centroid and the super-area border.
 SUPER_AREA_MARGIN_PX = 28
-#: Smallest super-area side, pixels at 10 m.
+#: Smallest super-area side, pixels at 10 m (the default; real FLAIR super-areas are of the order
+#: of 100–250 px, see ``min_super_area_px``).
 MIN_SUPER_AREA_PX = 100
 #: Fine rendering factor for Sentinel-2 class fractions (10 m / 5 = 2 m).
 FRACTION_FACTOR = 5
@@ -166,14 +167,20 @@ def plan_dataset(
     test_domains: int | None = None,
     seed: int = 0,
     area_tags: Sequence[str] | None = None,
+    min_super_area_px: int = MIN_SUPER_AREA_PX,
 ) -> list[AreaPlan]:
     """Draw domains, areas, super-area grids and patch grids (no rendering, no I/O).
 
     Patches of an area are cells of a regular tiling (like the real FLAIR patches) inside the
-    super-area, at least :data:`SUPER_AREA_MARGIN_PX` pixels (10 m) from its border.
+    super-area, at least :data:`SUPER_AREA_MARGIN_PX` pixels (10 m) from its border. The
+    super-area is square, its side (10 m pixels) the larger of ``min_super_area_px`` and what
+    the tiling needs; the tiling stays centred in it. Draws do not depend on
+    ``min_super_area_px``: the same seed gives the same domains, areas and patch ids.
     """
     if patch_size < 8 or areas_per_domain < 1 or patches_per_area < 1:
         raise ValueError("patch_size >= 8, areas_per_domain >= 1 and patches_per_area >= 1 needed")
+    if min_super_area_px < 1:
+        raise ValueError(f"min_super_area_px must be >= 1, got {min_super_area_px}")
     tags = tuple(area_tags) if area_tags else _TAGS
     bad = [t for t in tags if len(t) != 2 or set(t) - set(TAG_LETTERS)]
     if bad:
@@ -183,7 +190,7 @@ def plan_dataset(
     patch_m = patch_size * AERIAL_PIXEL_M
     k = math.ceil(math.sqrt(patches_per_area * 1.6))  # tiling side, cells
     side_px = max(
-        MIN_SUPER_AREA_PX, math.ceil(k * patch_m / SENTINEL_PIXEL_M) + 2 * SUPER_AREA_MARGIN_PX
+        min_super_area_px, math.ceil(k * patch_m / SENTINEL_PIXEL_M) + 2 * SUPER_AREA_MARGIN_PX
     )
     ids = iter(
         f"{i:06d}"
@@ -282,6 +289,7 @@ def generate_dataset(
     seed: int = 0,
     progress: bool = False,
     area_tags: Sequence[str] | None = None,
+    min_super_area_px: int = MIN_SUPER_AREA_PX,
 ) -> SyntheticSummary:
     """Write a synthetic FLAIR #2 dataset (train and test trees, Sentinel-2, JSONs) under ``out``.
 
@@ -298,6 +306,10 @@ def generate_dataset(
         progress: show a progress bar over areas.
         area_tags: land-cover tags the areas are drawn from, two letters of ``"UANF"`` (urban,
             agricultural, natural, forest; the first dominates); default: all 16 pairs.
+        min_super_area_px: smallest side of a Sentinel-2 super-area, pixels at 10 m (default
+            :data:`MIN_SUPER_AREA_PX`, 100). Real FLAIR super-areas are of the order of 100–250
+            px; 200 gives ``(T, 10, 200, 200)`` uint16 arrays, 40 MB at T = 50, for loading
+            benchmarks. Rendering time grows with the area.
 
     Returns:
         A :class:`SyntheticSummary`.
@@ -306,7 +318,8 @@ def generate_dataset(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     areas = plan_dataset(
-        domains, areas_per_domain, patches_per_area, patch_size, test_domains, seed, area_tags
+        domains, areas_per_domain, patches_per_area, patch_size, test_domains, seed, area_tags,
+        min_super_area_px,
     )
     centroids: dict[str, list[int]] = {}
     metadata: dict[str, dict] = {}
