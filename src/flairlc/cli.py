@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     territory.add_argument("--change-fraction", type=float, default=0.1,
                            help="share of the area whose land cover changes between years (default 0.1)")
     territory.add_argument("--seed", type=int, default=0)
+    territory.add_argument("--tiles", type=float, default=None, metavar="METRES",
+                           help="also cut each year's orthophoto into tiles of this side (YEAR/ortho_tiles/) and its "
+                                "elevation into tiles on another grid (YEAR/elevation_tiles/), as IGN delivers them")
+    territory.add_argument("--tile-format", choices=("tif", "jp2"), default="tif", help="orthophoto tile format")
 
     check = commands.add_parser(
         "check", help="validate a FLAIR root and report every bad file (reads every pixel)"
@@ -95,33 +99,47 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("--aerial", type=Path, required=True,
                          help="uint8 raster with the bands the model reads: by default 3 bands are R,G,B, "
                               "4 are R,G,B,NIR, 5 are R,G,B,NIR,elevation")
-    mapping.add_argument("--aerial-bands", help="the aerial raster's bands in order when not the default, e.g. NIR,R,G")
     mapping.add_argument("--elevation", type=Path, help="elevation raster (when the model reads elevation and the aerial has none)")
     mapping.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
     mapping.add_argument("--out", type=Path, required=True, help="output map (Cloud-Optimized GeoTIFF)")
-    mapping.add_argument("--window", type=int, default=None,
-                         help="window side in pixels (default: aerial-only models, the side up to --max-window that "
-                              "covers the raster with the fewest predicted pixels; Sentinel-2 models, 512)")
-    mapping.add_argument("--max-window", type=int, default=1024, help="largest default window side (default 1024)")
-    mapping.add_argument("--precision", choices=("32", "bf16"), default="32",
-                         help="bf16: bfloat16 autocast around the model (GPUs); default 32")
-    mapping.add_argument("--overlap", type=int, default=128, help="overlap between windows in pixels (default 128)")
-    mapping.add_argument("--batch-size", type=int, default=4)
     mapping.add_argument("--probabilities", type=Path, help="also write class probabilities (uint8) here")
     mapping.add_argument("--vector", type=Path, help="also polygonize the map into this GeoPackage")
     mapping.add_argument("--min-area-m2", type=float, default=0.0, help="drop polygons smaller than this")
-    mapping.add_argument(
-        "--resolution-policy", choices=("resample", "error"), default="resample",
-        help="an input at another resolution (aerial/elevation 0.2 m, Sentinel-2 10 m): resample "
-             "it with a warning (default) or refuse it",
+    _add_map_options(mapping)
+
+    area = commands.add_parser(
+        "map-area",
+        help="map a département or a country: a folder of orthophoto tiles cut into resumable output tiles, "
+             "run in this process, as one shard of a SLURM array / torchrun, or on Ray",
+        description="Map an area given as orthophoto tiles (JPEG2000/GeoTIFF) or one raster/VRT. The area is "
+                    "cut into output tiles, each mapped with the windows that reach into it and written as its own COG; "
+                    "a rerun of the same command skips finished tiles. The mosaic is JOB/map.vrt.",
     )
-    mapping.add_argument(
-        "--coverage-policy", choices=("error", "warn"), default="error",
-        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, or "
-             "a series without the cloud masks the model needs: refuse (default) or warn and map "
-             "what is covered (nodata elsewhere). No overlap at all is always an error",
-    )
-    mapping.add_argument("--device", default="cpu")
+    area.add_argument("--checkpoint", type=Path, required=True)
+    area.add_argument("--aerial", type=Path, nargs="+", required=True,
+                      help="orthophoto tiles: a folder of .jp2/.tif tiles, tile files, or one raster/VRT")
+    area.add_argument("--elevation", type=Path, nargs="+",
+                      help="elevation tiles (a folder or files; any tiling and resolution, read by coordinates)")
+    area.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
+    area.add_argument("--zone", type=Path, help="polygons to map (e.g. the département's outline): nodata outside")
+    area.add_argument("--out", type=Path, required=True, help="job folder (tiles, map.vrt, summary.json)")
+    area.add_argument("--tile-size", type=int, default=5000, help="output tile side in pixels (default 5000: 1 km)")
+    area.add_argument("--probabilities", action="store_true", help="also write class probabilities per tile")
+    area.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local: tiles one after another in this process (default); ray: one Ray task per tile")
+    area.add_argument("--shard", help="local engine: map only shard INDEX/COUNT of the tiles (0-based), e.g. 3/16; "
+                                      "default from SLURM_ARRAY_TASK_ID/COUNT or torchrun's RANK/WORLD_SIZE")
+    area.add_argument("--retries", type=int, default=2, help="attempts after the first for a failing tile (default 2)")
+    area.add_argument("--threads", type=int, default=None, help="torch threads of the local engine (default: torch's)")
+    area.add_argument("--ray-address", default=None,
+                      help="a running Ray cluster (auto, host:6379, ray://host:10001); default: start Ray here")
+    area.add_argument("--workers", type=int, default=None, help="Ray on this machine: tiles mapped at once")
+    area.add_argument("--cpus-per-tile", type=float, default=1.0, help="Ray: CPUs per tile task (default 1)")
+    area.add_argument("--gpus-per-tile", type=float, default=0.0, help="Ray: GPUs per tile task (e.g. 1 or 0.5)")
+    area.add_argument("--single-cog", type=Path, help="once every tile is done, also copy the mosaic to this COG")
+    area.add_argument("--finish-only", action="store_true",
+                      help="map nothing: write the mosaic and summary of the tiles done (after a job array)")
+    _add_map_options(area)
 
     areas = commands.add_parser("areas", help="area per class (m², ha, %%), overall and per zone")
     areas.add_argument("map", type=Path)
@@ -155,6 +173,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a smaller, faster run (for tests)")
     demo.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _add_map_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``map`` and ``map-area`` that decide how windows go through the model."""
+    parser.add_argument("--aerial-bands", help="the aerial raster's bands in order when not the default, e.g. NIR,R,G")
+    parser.add_argument("--window", type=int, default=None,
+                        help="window side in pixels (default: aerial-only models, the side up to --max-window that "
+                             "covers the raster with the fewest predicted pixels; Sentinel-2 models, 512)")
+    parser.add_argument("--max-window", type=int, default=1024, help="largest default window side (default 1024)")
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32",
+                        help="bf16: bfloat16 autocast around the model (GPUs); default 32")
+    parser.add_argument("--overlap", type=int, default=128, help="overlap between windows in pixels (default 128)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--resolution-policy", choices=("resample", "error"), default="resample",
+        help="an input at another resolution (aerial/elevation 0.2 m, Sentinel-2 10 m): resample "
+             "it with a warning (default) or refuse it",
+    )
+    parser.add_argument(
+        "--coverage-policy", choices=("error", "warn"), default="error",
+        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, or "
+             "a series without the cloud masks the model needs: refuse (default) or warn and map "
+             "what is covered (nodata elsewhere). No overlap at all is always an error",
+    )
+    parser.add_argument("--device", default="cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +316,20 @@ def _synth_territory(args: argparse.Namespace) -> int:
     last = years[-1]
     print(f"next: flairlc map --checkpoint CKPT --aerial {last.aerial} --elevation {last.elevation} "
           f"--sentinel {last.sentinel} --out map_{last.year}.tif")
+    if args.tiles:
+        from flairlc.data.synthetic.tiles import cut_into_tiles
+
+        for y in years:
+            ortho = cut_into_tiles(y.aerial, y.aerial.parent / "ortho_tiles", args.tiles, f"ORTHO_{y.year}",
+                                   fmt=args.tile_format)
+            # Elevation on its own grid: origin half a tile away (rounded to whole pixels).
+            shift = round(args.tiles / 2 / 0.2) * 0.2
+            elevation = cut_into_tiles(y.elevation, y.elevation.parent / "elevation_tiles", args.tiles,
+                                       f"ELEVATION_{y.year}", origin_shift_m=(shift, shift))
+            print(f"  {y.year} tiles: {len(ortho)} orthophoto tiles in {ortho[0].parent}, "
+                  f"{len(elevation)} elevation tiles in {elevation[0].parent}")
+        print(f"next: flairlc map-area --checkpoint CKPT --aerial {last.aerial.parent / 'ortho_tiles'} "
+              f"--elevation {last.elevation.parent / 'elevation_tiles'} --zone {zones} --out job_{last.year}")
     return 0
 
 
@@ -365,6 +422,51 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _map_area(args: argparse.Namespace) -> int:
+    from flairlc.mapping.job import MapJob, parse_shard, run_local
+
+    options = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size,
+               "max_window": args.max_window, "precision": args.precision, "aerial_bands": args.aerial_bands,
+               "resolution_policy": args.resolution_policy, "coverage_policy": args.coverage_policy,
+               "probabilities": args.probabilities}
+    aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
+    elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
+    job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
+                        zone=args.zone, tile_px=args.tile_size, **options)
+    shard = parse_shard(args.shard) if args.engine == "local" else None
+    if args.shard and args.engine != "local":
+        raise ValueError("--shard splits the tiles without an engine: use it with --engine local")
+    pending = len(job.pending())
+    print(f"job {args.out}: {len(job.tasks)} tiles of {args.tile_size} px ({job.grid.width} x {job.grid.height} px, "
+          f"{sum(job.tile_km2(t) for t in job.tasks):.2f} km²), {len(job.tasks) - pending} already done"
+          + (f"; shard {shard[0]}/{shard[1]}" if shard else ""))
+    result = None
+    if not args.finish_only:
+        if args.engine == "ray":
+            from flairlc.mapping.distributed import run_ray
+
+            result = run_ray(job, address=args.ray_address, workers=args.workers, cpus_per_tile=args.cpus_per_tile,
+                             gpus_per_tile=args.gpus_per_tile, retries=args.retries)
+        else:
+            result = run_local(job, device=args.device, shard=shard, retries=args.retries, threads=args.threads)
+    summary = job.finish(args.engine, result.seconds if result else None, result.outcomes if result else (),
+                         single_cog=args.single_cog)
+    tiles, run = summary["tiles"], summary["this_run"]
+    rate = f", {run['km2_per_hour']:.2f} km²/h" if run["km2_per_hour"] else ""
+    print(f"tiles: {tiles['done']}/{tiles['total']} done, {tiles['failed']} failed, {tiles['pending']} pending; "
+          f"this run: {run['tiles_computed']} tiles, {run['km2']:.3f} km²{rate}")
+    if summary["tiles_without_aerial_data"]:
+        print(f"tiles without aerial data (nodata): {', '.join(summary['tiles_without_aerial_data'])}")
+    for failure in summary["failures"]:
+        print(f"failed: tile {failure['tile']}: {failure['error']}", file=sys.stderr)
+    print(f"mosaic: {summary['mosaic']}; summary: {job.summary_path}")
+    if summary["failures"]:
+        print(f"flairlc map-area: {tiles['failed']} tile(s) failed (details in {job.root / 'failures'}): "
+              "rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _areas(args: argparse.Namespace) -> int:
     from flairlc.mapping import compute_areas
 
@@ -403,7 +505,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "synth": _synth, "synth-territory": _synth_territory, "check": _check, "stats": _stats, "models": _models, "evaluate": _evaluate,
-    "map": _map, "areas": _areas, "change": _change, "demo": _demo,
+    "map": _map, "map-area": _map_area, "areas": _areas, "change": _change, "demo": _demo,
     "import-weights": _import_weights,
 }
 

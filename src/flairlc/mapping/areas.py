@@ -200,13 +200,15 @@ def compute_areas(
         table = AreaTable(names, ZoneAreas("all", full[:k].copy(), pixel_m2, artificial), class_colors=colors)
         if zones_path is not None:
             table.zones = [ZoneAreas(n, _zone_counts(ds, g, k), pixel_m2, artificial)
-                           for n, g in _read_zones(Path(zones_path), zone_field, ds.crs)]
+                           for n, g in read_zones(Path(zones_path), zone_field, ds.crs)]
     if out_dir is not None:
         table.paths = _write_area_outputs(table, Path(out_dir))
     return table
 
 
-def _read_zones(path: Path, zone_field: str | None, crs) -> list[tuple[str, dict]]:
+def read_zones(path: Path, zone_field: str | None, crs) -> list[tuple[str, dict]]:
+    """The polygons of a vector file as ``(name, GeoJSON geometry in crs)``; names from
+    ``zone_field``, else ``zone_{i}``."""
     if not path.exists():
         raise MappingInputError(f"zones file {path} does not exist")
     zones = []

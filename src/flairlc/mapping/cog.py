@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rasterio
 import rasterio.shutil
+import rasterio.windows
 from rasterio.env import Env
 
 from flairlc.outputs import atomic_path
@@ -89,3 +91,57 @@ def _copy_cog(work_path: str | Path, tmp: Path, resampling: str) -> None:
             str(work_path), str(tmp), driver="GTiff", TILED=True, BLOCKXSIZE=COG_BLOCK_SIZE,
             BLOCKYSIZE=COG_BLOCK_SIZE, COMPRESS="DEFLATE", COPY_SRC_OVERVIEWS=True, BIGTIFF="IF_SAFER",
         )
+
+
+def crop_to_cog(
+    source_path: str | Path,
+    window: rasterio.windows.Window,
+    final_path: str | Path,
+    resampling: str = "nearest",
+    outside: np.ndarray | None = None,
+    tags: dict[str, str] | None = None,
+    slab_rows: int = 1024,
+) -> Path:
+    """Write the pixel ``window`` of a raster as a COG under ``final_path`` (atomically).
+
+    The colour table, nodata value, band descriptions and tags are kept; ``tags`` are added.
+
+    Args:
+        source_path: the raster to cut.
+        window: the part to keep, in ``source_path``'s pixels.
+        final_path: the COG to write.
+        resampling: overview resampling (see :func:`finalize_cog`).
+        outside: optional bool ``(window.height, window.width)``: pixels set to nodata (0 when
+            the raster has none), e.g. outside a zone.
+        tags: metadata to add.
+        slab_rows: rows copied at once (memory: ``slab_rows x width x bands`` values).
+    """
+    final_path = Path(final_path)
+    work_path = final_path.with_name(final_path.name + ".crop.partial")
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(source_path) as src:
+        profile = working_profile({"crs": src.crs, "transform": src.window_transform(window),
+                                   "width": int(window.width), "height": int(window.height)},
+                                  src.count, src.dtypes[0], src.nodata)
+        fill = src.nodata if src.nodata is not None else 0
+        try:
+            with rasterio.open(work_path, "w", **profile) as dst:
+                dst.update_tags(**{**src.tags(), **(tags or {})})
+                try:
+                    dst.write_colormap(1, src.colormap(1))
+                except ValueError:
+                    pass  # no colour table
+                for b, description in enumerate(src.descriptions, start=1):
+                    if description:
+                        dst.set_band_description(b, description)
+                for row in range(0, int(window.height), slab_rows):
+                    rows = min(slab_rows, int(window.height) - row)
+                    data = src.read(window=rasterio.windows.Window(window.col_off, window.row_off + row,
+                                                                   window.width, rows))
+                    if outside is not None:
+                        data[:, outside[row : row + rows]] = fill
+                    dst.write(data, window=rasterio.windows.Window(0, row, window.width, rows))
+            finalize_cog(work_path, final_path, resampling)
+        finally:
+            work_path.unlink(missing_ok=True)
+    return final_path

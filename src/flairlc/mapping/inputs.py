@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.windows
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
@@ -167,6 +168,8 @@ class AerialSource:
         self.width: int = src.width
         self.extent = Extent(*src.bounds, src.crs)
         self._elev = None
+        #: The elevation raster as opened, when it masks some pixels (a mosaic with missing tiles).
+        self._elev_masked = None
         if elevation_path is not None:
             self._elev = self._open_elevation(Path(elevation_path), expected_m)
 
@@ -188,6 +191,8 @@ class AerialSource:
         except Exception as exc:  # noqa: BLE001 - any PROJ failure means "cannot align"
             raise MappingInputError(f"elevation raster {path}: cannot reproject {elev.crs} to {self.crs}: {exc}") from exc
         self.restrict_to(part)
+        if elev.crs == self.crs and MaskFlags.all_valid not in elev.mask_flag_enums[0]:
+            self._elev_masked = elev
         _resolution_ok(elev, path, "elevation raster", expected_m, self.resolution_policy,
                        f"the {self.transform.a:g} m aerial grid (bilinear)")
         if _same_grid(elev, self.crs, self.transform, (self.height, self.width)):
@@ -240,12 +245,25 @@ class AerialSource:
         outside the part of it that every input covers (:attr:`coverage`)."""
         spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
         valid = self._src.read_masks(spectral, window=window).any(axis=0)
+        if self._elev_masked is not None and "elevation" in self.bands:
+            valid &= self._elevation_valid(window)
         if self._cover_px is not None:
             r0, r1, c0, c1 = self._cover_px
             rows = np.arange(window.row_off, window.row_off + window.height)
             cols = np.arange(window.col_off, window.col_off + window.width)
             valid &= ((rows >= r0) & (rows < r1))[:, None] & ((cols >= c0) & (cols < c1))[None, :]
         return valid
+
+    def _elevation_valid(self, window: Window) -> np.ndarray:
+        """bool ``(h, w)``: where the elevation raster has data (its mask, nearest pixel)."""
+        elev = self._elev_masked
+        shape = (int(window.height), int(window.width))
+        if elev is self._elev:  # same grid
+            return elev.read_masks(1, window=window) > 0
+        left, bottom, right, top = rasterio.windows.bounds(window, self.transform)
+        source_window = rasterio.windows.from_bounds(left, bottom, right, top, elev.transform)
+        return elev.read_masks(1, window=source_window, out_shape=shape, boundless=True,
+                               resampling=Resampling.nearest) > 0
 
     def restrict_to(self, part: Extent | None) -> None:
         """Map only ``part`` (aerial CRS) of the extent: pixels outside it become nodata."""

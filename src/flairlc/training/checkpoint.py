@@ -102,3 +102,24 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
 def datamodule_hparams(path: str | Path) -> dict[str, Any]:
     """The data module settings saved in a checkpoint (root, modalities, validation domains, …)."""
     return dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
+
+
+def save_task(task: SegmentationTask, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``task`` as a Lightning-style checkpoint (weights and hyper-parameters, no training
+    state) that :func:`load_task`, ``flairlc map`` and ``predict/test --ckpt_path`` read.
+
+    Args:
+        task: the model.
+        path: the file to write (atomically).
+        extra: more top-level entries (e.g. provenance of an import).
+    """
+    import lightning
+
+    from flairlc.outputs import atomic_path
+
+    checkpoint: dict[str, Any] = {"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
+                                  "pytorch-lightning_version": lightning.__version__, **(extra or {})}
+    task.on_save_checkpoint(checkpoint)
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint, temporary)
+    return Path(path)

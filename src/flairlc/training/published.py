@@ -37,14 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning
 import torch
 
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import band_statistics, normalize_bands
 from flairlc.models.unet import UPERNET_V040
-from flairlc.outputs import atomic_path, check_writable
+from flairlc.outputs import check_writable
+from flairlc.training.checkpoint import save_task
 from flairlc.training.finetune import file_sha256
 
 #: Families :func:`import_published_model` reads.
@@ -179,12 +179,7 @@ def import_published_model(
     task.provenance = {"family": family, "file": path.name, "sha256": sha256, "dropped": dropped}
     # A Lightning checkpoint (weights and hyper-parameters, no training state), so that
     # ``flairlc predict/test --ckpt_path`` read it too.
-    checkpoint: dict[str, Any] = {"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams),
-                                  "pytorch-lightning_version": lightning.__version__,
-                                  "flairlc_import": {"version": __version__}}
-    task.on_save_checkpoint(checkpoint)
-    with atomic_path(out) as temporary:
-        torch.save(checkpoint, temporary)
+    save_task(task, out, extra={"flairlc_import": {"version": __version__}})
     return ImportedModel(out, family, dict(task.hparams), dropped, sha256)
 
 

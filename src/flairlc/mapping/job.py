@@ -1,0 +1,700 @@
+"""Mapping a whole département or country: a grid of independent, resumable output tiles.
+
+A *map job* lives in one folder::
+
+    JOB/job.json                 what decides the map (inputs, model, tiling, options); fixed
+    JOB/inputs/aerial.vrt        the orthophoto tiles as one mosaic (elevation.vrt likewise)
+    JOB/tiles/X_Y.tif            one COG per output tile (X, Y: its upper-left corner, metres)
+    JOB/tiles/X_Y.json           how that tile went (seconds, windows, worker, nodata share)
+    JOB/failures/X_Y.json        a tile that failed after its retries: the error and traceback
+    JOB/map.vrt, map.qml         the mosaic of the finished tiles, with the colour table
+    JOB/summary.json             tiles done / failed / empty, km², km²/h, failures
+
+How it works:
+
+* :meth:`MapJob.create` scans the orthophoto (and elevation) tiles into VRT mosaics
+  (:mod:`flairlc.mapping.mosaic`), and cuts the area (the aerial extent, or the bounding box of a
+  zone polygon) into output tiles of ``tile_px`` pixels on a grid anchored at multiples of the
+  tile side in the CRS, so that two jobs over the same area (two survey years) cut it alike.
+* The windows are laid out once for the whole area, as ``flairlc map`` would lay them over one
+  raster of it (:func:`~flairlc.mapping.blending.window_starts`). Each output tile is an
+  independent, idempotent task (:func:`map_tile`): its *context* is the union of the windows that
+  reach into it; :func:`~flairlc.mapping.map_raster` maps the context with those very windows,
+  so every pixel of the tile is the same blend of the same windows as in one map of the whole
+  area: there are no seams between tiles, only the blending between windows. The tile is then cut
+  out as a COG, written under a temporary name and renamed. A tile whose COG exists is done: a
+  rerun skips it. An interrupted tile resumes from its own working files.
+* Engines: :func:`run_local` (one process, optionally one shard ``i/n`` of the tiles, for a SLURM
+  job array or torchrun), and :func:`flairlc.mapping.distributed.run_ray` (Ray: one task per
+  tile, with CPU/GPU shares and retries when a worker fails). Whatever runs the tiles, the last
+  step (:meth:`MapJob.finish`) writes the mosaic VRT, its style and the summary; any process may
+  run it again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from flairlc import nomenclature
+from flairlc.mapping.blending import fit_window, window_starts
+from flairlc.mapping.cog import crop_to_cog, finalize_cog
+from flairlc.mapping.errors import MappingInputError
+from flairlc.mapping.mosaic import Grid, Mosaic, RasterTile, scan_tiles, write_vrt
+from flairlc.mapping.qml import write_qml
+from flairlc.outputs import check_writable_dir, write_json
+from flairlc.training.finetune import file_sha256
+
+#: Default side of an output tile, pixels (1 km at 0.2 m).
+DEFAULT_TILE_PX = 5000
+#: Version of the job folder layout.
+JOB_FORMAT = 1
+
+#: Options of :func:`~flairlc.mapping.map_raster` a job passes on (and their defaults).
+MAP_OPTIONS: dict[str, Any] = {
+    "window": None, "overlap": 128, "batch_size": 4, "max_window": 1024, "precision": "32",
+    "aerial_bands": None, "resolution_policy": "resample", "coverage_policy": "error",
+    "probabilities": False,
+}
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """One output tile: its name, its pixel window in the job's grid, and the window mapped for it
+    (its context: the union of the area's windows that reach into the tile)."""
+
+    name: str
+    window: tuple[int, int, int, int]
+    context: tuple[int, int, int, int]
+
+    @property
+    def inner(self) -> Window:
+        """The tile inside its context window (pixels of the context)."""
+        col, row, width, height = self.window
+        return Window(col - self.context[0], row - self.context[1], width, height)
+
+
+@dataclass
+class TileOutcome:
+    """What one tile task gave: ``status`` "done", "skipped" (already done), "empty" (no aerial
+    data) or "failed" (``error``), with the task's seconds and windows."""
+
+    name: str
+    status: str
+    km2: float = 0.0
+    seconds: float = 0.0
+    windows: int = 0
+    error: str | None = None
+
+
+def _tile_name(x: float, y: float) -> str:
+    def coordinate(v: float) -> str:
+        return f"{v:.2f}".rstrip("0").rstrip(".").replace("-", "m")
+    return f"{coordinate(x)}_{coordinate(y)}"
+
+
+@dataclass
+class MapJob:
+    """A tiled map job in folder ``root`` (see the module docstring); build it with :meth:`create`
+    or open it with :meth:`open`.
+
+    Attributes:
+        root: the job folder.
+        spec: what decides the map (inputs, checkpoint and its SHA-256, tiling, map options).
+        grid: the job's pixel grid (the aerial mosaic's, clipped to the zone's bounding box).
+        tasks: the output tiles, in row-major order.
+    """
+
+    root: Path
+    spec: dict[str, Any]
+    grid: Grid
+    aerial: Mosaic
+    tasks: list[TileTask] = field(default_factory=list)
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def aerial_vrt(self) -> Path:
+        return self.root / "inputs" / "aerial.vrt"
+
+    @property
+    def elevation_vrt(self) -> Path | None:
+        return self.root / "inputs" / "elevation.vrt" if self.spec["elevation"] else None
+
+    def tile_path(self, name: str) -> Path:
+        """The COG of tile ``name``."""
+        return self.root / "tiles" / f"{name}.tif"
+
+    def proba_path(self, name: str) -> Path:
+        """The probability COG of tile ``name`` (when the job writes probabilities)."""
+        return self.root / "tiles" / f"{name}.proba.tif"
+
+    def record_path(self, name: str) -> Path:
+        return self.root / "tiles" / f"{name}.json"
+
+    def failure_path(self, name: str) -> Path:
+        return self.root / "failures" / f"{name}.json"
+
+    @property
+    def mosaic_path(self) -> Path:
+        """The mosaic of the finished tiles: ``JOB/map.vrt``."""
+        return self.root / "map.vrt"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def pixel_km2(self) -> float:
+        return abs(self.grid.transform.a * self.grid.transform.e) / 1e6
+
+    def is_done(self, name: str) -> bool:
+        """Whether tile ``name`` is finished (its COG exists: it is only ever renamed into place)."""
+        return self.tile_path(name).exists() and (not self.spec["map"]["probabilities"]
+                                                  or self.proba_path(name).exists())
+
+    # --- creation ----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        checkpoint: str | Path,
+        aerial: str | Path | Sequence[str | Path],
+        elevation: str | Path | Sequence[str | Path] | None = None,
+        sentinel: str | Path | None = None,
+        zone: str | Path | None = None,
+        tile_px: int = DEFAULT_TILE_PX,
+        **map_options: Any,
+    ) -> MapJob:
+        """Create the job in ``root``, or reopen it when ``root`` holds the same job.
+
+        Args:
+            root: the job folder (created).
+            checkpoint: the model (a flairlc checkpoint, e.g. from ``flairlc import-weights``).
+            aerial: orthophoto tiles: a folder of ``.tif``/``.jp2`` tiles, a list of them, or one
+                raster or VRT. Bands as for ``flairlc map`` (``aerial_bands`` names them).
+            elevation: elevation tiles or raster, any tiling and resolution (read by coordinates).
+            sentinel: Sentinel-2 series folder, for models that read it.
+            zone: polygons (GeoPackage, shapefile…) to map: tiles outside are left out, pixels
+                outside are nodata.
+            tile_px: output tile side, pixels.
+            map_options: :data:`MAP_OPTIONS` passed to :func:`~flairlc.mapping.map_raster`; the
+                window side is decided once for the area (``window``, else as ``map`` decides
+                it for one raster of the area: :func:`~flairlc.mapping.blending.fit_window` up
+                to ``max_window`` for aerial-only models, 512 for models that read Sentinel-2).
+
+        Raises:
+            MappingInputError: a missing or mismatching input, or ``root`` holding another job.
+        """
+        unknown = set(map_options) - set(MAP_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown map options {sorted(unknown)}: expected {sorted(MAP_OPTIONS)}")
+        if tile_px < 64:
+            raise ValueError(f"tile_px must be at least 64 (got {tile_px})")
+        options = {**MAP_OPTIONS, **map_options}
+        window = options["window"] or options["max_window"]
+        if not 0 <= options["overlap"] < window:
+            raise ValueError(f"overlap ({options['overlap']}) must be in [0, window={window})")
+        root = Path(root)
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise MappingInputError(f"checkpoint {checkpoint} does not exist")
+        if sentinel is not None and not Path(sentinel).is_dir():
+            raise MappingInputError(f"Sentinel-2 folder {sentinel} does not exist")
+        if zone is not None and not Path(zone).is_file():
+            raise MappingInputError(f"zone file {zone} does not exist")
+        check_writable_dir(root, "job folder")
+        aerial_mosaic = scan_tiles(aerial, "aerial")
+        if aerial_mosaic.dtype != "uint8":
+            raise MappingInputError(f"aerial tiles are {aerial_mosaic.dtype}: expected uint8")
+        elevation_mosaic = scan_tiles(elevation, "elevation") if elevation is not None else None
+        zone_geometry = _zone_geometry(Path(zone), aerial_mosaic.grid.crs) if zone else None
+        grid = _job_grid(aerial_mosaic.grid, zone_geometry)
+        if options["window"] is None:
+            options["window"] = _default_window(checkpoint, grid, options)
+        spec = {
+            "format": JOB_FORMAT,
+            "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": file_sha256(checkpoint),
+            "aerial": [str(t.path) for t in aerial_mosaic.tiles],
+            "elevation": [str(t.path) for t in elevation_mosaic.tiles] if elevation_mosaic else None,
+            "sentinel": str(Path(sentinel).resolve()) if sentinel else None,
+            "zone": str(Path(zone).resolve()) if zone else None,
+            "tile_px": tile_px,
+            "map": options,
+        }
+        spec_path = root / "job.json"
+        if spec_path.exists():
+            try:
+                previous = json.loads(spec_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise MappingInputError(f"{spec_path} cannot be read ({error}): delete it to start over") from None
+            if previous != spec:
+                keys = sorted(k for k in set(spec) | set(previous) if spec.get(k) != previous.get(k))
+                raise MappingInputError(
+                    f"{root} holds a map job with other settings ({', '.join(keys)} differ): give another "
+                    "job folder, or delete this one to start over"
+                )
+        write_vrt(root / "inputs" / "aerial.vrt", aerial_mosaic.grid, aerial_mosaic.tiles,
+                  aerial_mosaic.count, aerial_mosaic.dtype)
+        if elevation_mosaic is not None:
+            write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
+                      elevation_mosaic.count, elevation_mosaic.dtype)
+        if not spec_path.exists():
+            write_json(spec_path, spec, indent=1)
+        job = cls(root, spec, grid, aerial_mosaic)
+        job.tasks = job._plan(zone_geometry)
+        return job
+
+    @classmethod
+    def open(cls, root: str | Path) -> MapJob:
+        """Reopen the job in ``root`` (e.g. in a worker), from its ``job.json``."""
+        root = Path(root)
+        spec_path = root / "job.json"
+        if not spec_path.exists():
+            raise MappingInputError(f"{root} holds no map job (no job.json)")
+        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        aerial = scan_tiles(spec["aerial"], "aerial")
+        zone_geometry = _zone_geometry(Path(spec["zone"]), aerial.grid.crs) if spec["zone"] else None
+        job = cls(root, spec, _job_grid(aerial.grid, zone_geometry), aerial)
+        job.tasks = job._plan(zone_geometry)
+        return job
+
+    def _plan(self, zone_geometry) -> list[TileTask]:
+        """The output tiles: cells of ``tile_px`` anchored at multiples of the tile side in the CRS,
+        clipped to the grid, minus those outside the zone; each with its context (the area's
+        windows that reach into it)."""
+        from shapely.geometry import box
+
+        tile, g = self.spec["tile_px"], self.grid
+        window, overlap = self.spec["map"]["window"], self.spec["map"]["overlap"]
+        rows = window_starts(g.height, window, window - overlap)
+        cols = window_starts(g.width, window, window - overlap)
+
+        def context(starts: list[int], lo: int, hi: int, length: int) -> tuple[int, int]:
+            reaching = [s for s in starts if s < hi and s + window > lo]
+            return reaching[0], min(reaching[-1] + window, length)
+
+        res_x, res_y = g.transform.a, -g.transform.e
+        left, bottom, right, top = g.bounds
+        shift_x = round((left - math.floor(left / (tile * res_x)) * tile * res_x) / res_x) % tile
+        shift_y = round((math.ceil(top / (tile * res_y)) * tile * res_y - top) / res_y) % tile
+        tasks = []
+        for row in range(-shift_y, g.height, tile):
+            for col in range(-shift_x, g.width, tile):
+                c0, r0 = max(col, 0), max(row, 0)
+                c1, r1 = min(col + tile, g.width), min(row + tile, g.height)
+                x0, y0 = g.transform * (c0, r0)
+                x1, y1 = g.transform * (c1, r1)
+                if zone_geometry is not None and not zone_geometry.intersects(box(x0, y1, x1, y0)):
+                    continue
+                (ctx_c0, ctx_c1), (ctx_r0, ctx_r1) = context(cols, c0, c1, g.width), context(rows, r0, r1, g.height)
+                cell_x, cell_y = g.transform * (col, row)
+                tasks.append(TileTask(_tile_name(cell_x, cell_y), (c0, r0, c1 - c0, r1 - r0),
+                                      (ctx_c0, ctx_r0, ctx_c1 - ctx_c0, ctx_r1 - ctx_r0)))
+        return tasks
+
+    # --- progress ----------------------------------------------------------------------------
+    def task(self, name: str) -> TileTask:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"no tile {name!r} in job {self.root}")
+
+    def tile_km2(self, task: TileTask) -> float:
+        return task.window[2] * task.window[3] * self.pixel_km2
+
+    def pending(self) -> list[TileTask]:
+        """The tiles not finished yet."""
+        return [t for t in self.tasks if not self.is_done(t.name)]
+
+    def shard(self, index: int, count: int) -> list[TileTask]:
+        """Shard ``index`` of ``count`` (0-based): every ``count``-th tile from ``index`` in
+        row-major order, the same split on every rerun."""
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index}/{count}: the index must be in [0, {count})")
+        return self.tasks[index::count]
+
+    # --- the mosaic --------------------------------------------------------------------------
+    def finish(self, engine: str = "local", wall_seconds: float | None = None,
+               outcomes: Iterable[TileOutcome] = (), single_cog: str | Path | None = None) -> dict[str, Any]:
+        """Write the mosaic VRT of the finished tiles, its QGIS style and ``summary.json``.
+
+        Returns the summary (tiles total/done/failed/empty, km², throughput of this run,
+        failures with their tile and error). With ``single_cog`` and every tile done, the mosaic
+        is also copied to one COG (BigTIFF when large) there.
+        """
+        done = [t for t in self.tasks if self.is_done(t.name)]
+        failures = {}
+        for t in self.tasks:
+            path = self.failure_path(t.name)
+            if path.exists() and not self.is_done(t.name):
+                try:
+                    failures[t.name] = json.loads(path.read_text(encoding="utf-8"))["error"]
+                except (OSError, ValueError, KeyError):
+                    failures[t.name] = "unknown error (unreadable failure record)"
+        records = {}
+        for t in done:
+            try:
+                records[t.name] = json.loads(self.record_path(t.name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                records[t.name] = {}
+        empty = [name for name, r in records.items() if r.get("empty")]
+        nomen = None
+        if done:
+            nomen = self._write_mosaic([t.name for t in done])
+        outcomes = list(outcomes)
+        computed = [o for o in outcomes if o.status == "done"]
+        km2_run = sum(o.km2 for o in computed)
+        summary = {
+            "job": str(self.root.resolve()),
+            "engine": engine,
+            "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+            "tiles": {"total": len(self.tasks), "done": len(done), "failed": len(failures),
+                      "pending": len(self.tasks) - len(done) - len(failures), "without_aerial_data": len(empty)},
+            "area_km2": {"total": sum(self.tile_km2(t) for t in self.tasks),
+                         "done": sum(self.tile_km2(t) for t in done),
+                         "nodata": sum(r.get("nodata_km2", 0.0) for r in records.values())},
+            "this_run": {"tiles_computed": len(computed), "tiles_skipped": sum(o.status == "skipped" for o in outcomes),
+                         "km2": km2_run, "seconds": wall_seconds,
+                         "km2_per_hour": km2_run / wall_seconds * 3600 if wall_seconds else None,
+                         "tile_seconds": sum(o.seconds for o in computed)},
+            "failures": [{"tile": name, "error": error} for name, error in sorted(failures.items())],
+            "tiles_without_aerial_data": sorted(empty),
+            "mosaic": str(self.mosaic_path) if done else None,
+        }
+        if single_cog is not None and len(done) == len(self.tasks) and done:
+            summary["single_cog"] = str(finalize_cog(self.mosaic_path, single_cog, resampling="nearest"))
+        write_json(self.summary_path, summary, indent=1)
+        if nomen is not None:
+            write_qml(self.mosaic_path, nomen)
+        return summary
+
+    def _write_mosaic(self, names: list[str]) -> nomenclature.Nomenclature | None:
+        tiles = []
+        for name in names:
+            with rasterio.open(self.tile_path(name)) as ds:
+                tags = ds.tags()
+                colormap = _colormap(ds)
+                tiles.append(RasterTile(self.tile_path(name).resolve(), Grid(ds.crs, ds.transform, ds.width, ds.height),
+                                        1, "uint8"))
+        keep = {k: v for k, v in tags.items() if k.startswith("FLAIRLC_") and k not in ("FLAIRLC_TILE",)}
+        write_vrt(self.mosaic_path, self.grid, tiles, 1, "uint8", nodata=nomenclature.NODATA_VALUE,
+                  colormap=colormap, tags=keep)
+        if self.spec["map"]["probabilities"]:
+            probas = []
+            for name in names:
+                with rasterio.open(self.proba_path(name)) as ds:
+                    count, descriptions = ds.count, ds.descriptions
+                    probas.append(RasterTile(self.proba_path(name).resolve(),
+                                             Grid(ds.crs, ds.transform, ds.width, ds.height), ds.count, "uint8"))
+            write_vrt(self.root / "probabilities.vrt", self.grid, probas, count, "uint8", with_mask=False,
+                      descriptions=[d or "" for d in descriptions])
+        try:
+            return nomenclature.get(json.loads(keep["FLAIRLC_CLASSES"])) if "FLAIRLC_CLASSES" in keep else None
+        except ValueError:
+            return None
+
+
+def _colormap(ds) -> dict[int, tuple[int, ...]] | None:
+    try:
+        return ds.colormap(1)
+    except ValueError:
+        return None
+
+
+def _default_window(checkpoint: Path, grid: Grid, options: dict[str, Any]) -> int:
+    """The window ``map`` would use over one raster of the area: 512 for models that read
+    Sentinel-2 (their training patch), else :func:`fit_window` up to ``max_window``."""
+    from flairlc.mapping.infer import SENTINEL_MODEL_WINDOW_PX
+    from flairlc.training.checkpoint import read_checkpoint
+    from flairlc.training.task import MODEL_INPUTS
+
+    model = read_checkpoint(checkpoint).get("hyper_parameters", {}).get("model", "unet")
+    if "sentinel" in MODEL_INPUTS.get(model, ()):
+        return SENTINEL_MODEL_WINDOW_PX
+    return fit_window(grid.height, grid.width, options["max_window"], options["overlap"])
+
+
+def _zone_geometry(path: Path, crs):
+    """The union of the zone file's polygons, in ``crs`` (a shapely geometry)."""
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    from flairlc.mapping.areas import read_zones
+
+    zones = read_zones(path, None, crs)
+    if not zones:
+        raise MappingInputError(f"zone file {path} holds no polygon")
+    return unary_union([shape(g) for _, g in zones])
+
+
+def _job_grid(aerial: Grid, zone_geometry) -> Grid:
+    """The aerial mosaic's grid, clipped to the zone's bounding box (whole pixels)."""
+    if zone_geometry is None:
+        return aerial
+    left, bottom, right, top = zone_geometry.bounds
+    inverse = ~aerial.transform
+    c0, r0 = inverse * (left, top)
+    c1, r1 = inverse * (right, bottom)
+    c0, r0 = max(math.floor(c0), 0), max(math.floor(r0), 0)
+    c1, r1 = min(math.ceil(c1), aerial.width), min(math.ceil(r1), aerial.height)
+    if c1 <= c0 or r1 <= r0:
+        raise MappingInputError("the zone does not overlap the aerial tiles")
+    return aerial.window_grid(c0, r0, c1 - c0, r1 - r0)
+
+
+# --- one tile ----------------------------------------------------------------------------------
+_PREDICTORS: dict[tuple[str, str, str], Any] = {}
+
+
+def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | None = None) -> Any:
+    """The model of ``checkpoint`` on ``device``, loaded once per process (tile tasks reuse it)."""
+    from flairlc.training.checkpoint import load_task
+
+    key = (str(checkpoint), device, sha256 or "")
+    if key not in _PREDICTORS:
+        _PREDICTORS.clear()
+        _PREDICTORS[key] = load_task(checkpoint, map_location=device)
+    return _PREDICTORS[key]
+
+
+def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -> TileOutcome:
+    """Map one output tile of ``job`` (idempotent: a finished tile is skipped).
+
+    The tile's context is mapped by :func:`~flairlc.mapping.map_raster` into
+    ``JOB/work/`` (resumable there), then the tile is cut out to ``JOB/tiles/NAME.tif``
+    (atomically), with pixels outside the zone set to nodata, and its record written.
+    """
+    from flairlc.mapping.infer import map_raster
+
+    if job.is_done(task.name):
+        return TileOutcome(task.name, "skipped")
+    t0 = time.perf_counter()
+    work = job.root / "work"
+    context = job.grid.window_grid(*task.context)
+    tiles_here = job.aerial.tiles_in(context.bounds)
+    options = job.spec["map"]
+    nodata_km2 = job.tile_km2(task)
+    empty = not tiles_here
+    outside = _outside_zone(job, task)
+    tags = {"FLAIRLC_JOB": job.spec["checkpoint_sha256"][:16], "FLAIRLC_TILE": task.name}
+    if empty:
+        _write_nodata_tile(job, task, predictor, tags)
+    else:
+        source = write_vrt(work / f"{task.name}.vrt", context, tiles_here, job.aerial.count, job.aerial.dtype)
+        context_map = work / f"{task.name}.context.tif"
+        context_proba = work / f"{task.name}.context.proba.tif" if options["probabilities"] else None
+        result = map_raster(
+            predictor, source, context_map, elevation_path=job.elevation_vrt, sentinel_dir=job.spec["sentinel"],
+            window=options["window"], overlap=options["overlap"], batch_size=options["batch_size"],
+            max_window=options["max_window"], precision=options["precision"], aerial_bands=options["aerial_bands"],
+            resolution_policy=options["resolution_policy"], coverage_policy=options["coverage_policy"],
+            probabilities_path=context_proba, progress=False, device=device,
+            predictor_id=job.spec["checkpoint_sha256"],
+        )
+        if context_proba is not None:
+            crop_to_cog(context_proba, task.inner, job.proba_path(task.name), "average", outside, tags)
+        crop_to_cog(context_map, task.inner, job.tile_path(task.name), "nearest", outside, tags)
+        with rasterio.open(job.tile_path(task.name)) as ds:
+            nodata_km2 = float(np.count_nonzero(ds.read(1) == nomenclature.NODATA_VALUE)) * job.pixel_km2
+        for path in (context_map, context_proba, context_map.with_suffix(".qml"), source):
+            if path is not None:
+                path.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    windows = 0 if empty else result.windows_predicted
+    write_json(job.record_path(task.name), {
+        "tile": task.name, "window": list(task.window), "context": list(task.context),
+        "bounds": list(job.grid.window_grid(*task.window).bounds), "km2": job.tile_km2(task),
+        "nodata_km2": nodata_km2, "empty": empty, "seconds": seconds, "windows": windows,
+        "worker": f"{socket.gethostname()}:{os.getpid()}", "device": device,
+        "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+    }, indent=1)
+    job.failure_path(task.name).unlink(missing_ok=True)
+    return TileOutcome(task.name, "empty" if empty else "done", job.tile_km2(task), seconds, windows)
+
+
+def _outside_zone(job: MapJob, task: TileTask) -> np.ndarray | None:
+    """bool ``(h, w)``: pixels of the tile outside the job's zone (None without a zone)."""
+    if not job.spec["zone"]:
+        return None
+    from rasterio.features import geometry_mask
+
+    geometry = _zone_geometry(Path(job.spec["zone"]), job.grid.crs)
+    grid = job.grid.window_grid(*task.window)
+    return geometry_mask([geometry], out_shape=(grid.height, grid.width), transform=grid.transform)
+
+
+def _write_nodata_tile(job: MapJob, task: TileTask, predictor: Any, tags: dict[str, str]) -> None:
+    """A tile with no aerial data: all nodata, with the classes' colour table and tags."""
+    from flairlc.mapping.cog import working_profile
+    from flairlc.mapping.infer import predictor_nomenclature
+
+    grid = job.grid.window_grid(*task.window)
+    template = {"crs": grid.crs, "transform": grid.transform, "width": grid.width, "height": grid.height}
+    nomen = predictor_nomenclature(predictor)
+    work = job.root / "work" / f"{task.name}.nodata.tif"
+    work.parent.mkdir(parents=True, exist_ok=True)
+    outputs = [(work, job.tile_path(task.name), 1, nomenclature.NODATA_VALUE)]
+    if job.spec["map"]["probabilities"]:
+        outputs.append((work.with_suffix(".proba.tif"), job.proba_path(task.name), predictor.num_classes, None))
+    for path, _, count, nodata in outputs:
+        with rasterio.open(path, "w", **working_profile(template, count, "uint8", nodata)) as ds:
+            ds.write(np.full((count, grid.height, grid.width), nodata or 0, dtype=np.uint8))
+            if count == 1 and nomen is not None:
+                ds.write_colormap(1, nomen.colormap())
+                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
+            ds.update_tags(FLAIRLC_NUM_CLASSES=str(predictor.num_classes), **tags)
+    # The probabilities first: the class map's COG is what marks the tile done.
+    for path, final, _, _ in reversed(outputs):
+        finalize_cog(path, final)
+        path.unlink(missing_ok=True)
+
+
+def record_failure(job: MapJob, name: str, error: BaseException | str, attempts: int) -> TileOutcome:
+    """Write ``JOB/failures/NAME.json`` for a tile that failed after ``attempts`` attempts."""
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}"
+        trace = "".join(traceback.format_exception(error))
+    else:
+        text, trace = str(error), ""
+    write_json(job.failure_path(name), {"tile": name, "error": text, "attempts": attempts, "traceback": trace,
+                                        "at": datetime.datetime.now().isoformat(timespec="seconds")}, indent=1)
+    return TileOutcome(name, "failed", error=text)
+
+
+# --- engines -----------------------------------------------------------------------------------
+def parse_shard(text: str | None, environ: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """A shard ``(index, count)`` from ``"i/n"``, else from the environment (SLURM job array:
+    ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT`` (minus ``SLURM_ARRAY_TASK_MIN``); torchrun:
+    ``RANK``/``WORLD_SIZE``); None for all tiles."""
+    environ = dict(os.environ) if environ is None else environ
+    if text:
+        try:
+            index, count = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes INDEX/COUNT, e.g. 0/4, not {text!r}") from None
+    elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+        index = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+        count = int(environ["SLURM_ARRAY_TASK_COUNT"])
+    elif "RANK" in environ and "WORLD_SIZE" in environ:
+        index, count = int(environ["RANK"]), int(environ["WORLD_SIZE"])
+    else:
+        return None
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: the index must be in [0, {count})")
+    return index, count
+
+
+def progress_bar(job: MapJob, tasks: list[TileTask], desc: str):
+    """A tqdm bar over ``tasks`` in km² (tiles done/total, km²/h and the ETA in the postfix)."""
+    from tqdm import tqdm
+
+    total = sum(job.tile_km2(t) for t in tasks)
+    return tqdm(total=total, unit="km²", desc=desc,
+                bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} km² [{elapsed}<{remaining}{postfix}]")
+
+
+class TileAccounting:
+    """Tiles done, km² and km²/h of a run, shown on a bar."""
+
+    def __init__(self, job: MapJob, tasks: list[TileTask], progress: bool, desc: str) -> None:
+        self.job, self.total = job, len(tasks)
+        self.done_before = sum(job.is_done(t.name) for t in tasks)
+        self.bar = progress_bar(job, tasks, desc) if progress else None
+        if self.bar is not None:
+            self.bar.update(sum(job.tile_km2(t) for t in tasks if job.is_done(t.name)))
+        self.t0 = time.perf_counter()
+        self.km2 = 0.0
+        self.outcomes: list[TileOutcome] = []
+
+    def add(self, outcome: TileOutcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status in ("done", "empty"):
+            self.km2 += outcome.km2
+            if self.bar is not None:
+                self.bar.update(outcome.km2)
+        if self.bar is not None:
+            finished = self.done_before + sum(o.status in ("done", "empty") for o in self.outcomes)
+            failed = sum(o.status == "failed" for o in self.outcomes)
+            rate = self.km2 / max(time.perf_counter() - self.t0, 1e-9) * 3600
+            self.bar.set_postfix_str(f"tiles {finished}/{self.total}" + (f", {failed} failed" if failed else "")
+                                     + f", {rate:.2f} km²/h")
+            if outcome.status == "failed":
+                self.bar.write(f"tile {outcome.name} failed: {outcome.error}")
+
+    def close(self) -> float:
+        if self.bar is not None:
+            self.bar.close()
+        return time.perf_counter() - self.t0
+
+
+def run_local(
+    job: MapJob,
+    device: str = "cpu",
+    shard: tuple[int, int] | None = None,
+    retries: int = 1,
+    progress: bool = True,
+    threads: int | None = None,
+    tile_function: Callable[[MapJob, TileTask, Any, str], TileOutcome] = map_tile,
+    predictor: Any = None,
+) -> RunResult:
+    """Map the job's tiles (or one shard of them) in this process, one after another.
+
+    A tile that raises is tried again up to ``retries`` more times, then recorded in
+    ``JOB/failures/`` while the others go on. ``tile_function`` maps one tile
+    (:func:`map_tile`); ``predictor`` replaces the job's checkpoint (already on ``device``). Returns the outcome of every tile of the shard and the wall time.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    tasks = job.shard(*shard) if shard else list(job.tasks)
+    desc = f"tiles of {job.root.name}" + (f" (shard {shard[0]}/{shard[1]})" if shard else "")
+    accounting = TileAccounting(job, tasks, progress, desc)
+    try:
+        for task in tasks:
+            if job.is_done(task.name):
+                accounting.add(TileOutcome(task.name, "skipped"))
+                continue
+            if predictor is None:
+                predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"])
+            for attempt in range(1, retries + 2):
+                try:
+                    accounting.add(tile_function(job, task, predictor, device))
+                    break
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as error:  # noqa: BLE001 - recorded, the job goes on
+                    if attempt == retries + 1:
+                        accounting.add(record_failure(job, task.name, error, attempt))
+    finally:
+        seconds = accounting.close()
+    return RunResult(accounting.outcomes, seconds)
+
+
+@dataclass
+class RunResult:
+    """The outcome of every tile an engine ran, and its wall time, seconds."""
+
+    outcomes: list[TileOutcome]
+    seconds: float
+
+    @property
+    def failed(self) -> list[TileOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(o) for o in self.outcomes]
