@@ -10,10 +10,12 @@ import pytest
 from flairlc.data.sentinel import (
     CLOUD_CHANNEL,
     SNOW_CHANNEL,
+    SeriesPreprocessing,
     dates_to_days,
     filter_cloudy_dates,
     monthly_average,
     product_date,
+    take_dates_float32,
     window_outside,
     window_slice,
 )
@@ -77,6 +79,57 @@ def test_monthly_average_equals_hand_computation() -> None:
     assert means.dtype == np.float32
     np.testing.assert_allclose(means[0, :, 0, 0], (data[0] + data[1] + data[3])[:, 0, 0] / 3)
     np.testing.assert_allclose(means[1, :, 0, 0], data[2, :, 0, 0])
+
+
+def test_take_dates_float32_equals_fancy_indexing_then_cast() -> None:
+    data = np.random.default_rng(0).integers(0, 10001, (7, 10, 6, 6), dtype=np.uint16)
+    keep = np.array([0, 3, 4, 6])
+    out = take_dates_float32(data[..., 1:5, 2:6], keep)  # a strided window, as from a memory map
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, data[keep][..., 1:5, 2:6].astype(np.float32))
+    assert take_dates_float32(data, np.array([], dtype=np.int64)).shape == (0, 10, 6, 6)
+
+
+def _loop_preprocessing(data, masks, dates, threshold, max_cover, count, strict, monthly):
+    """The series preprocessing written one date and one month at a time (float64 sums)."""
+    keep = []
+    for t in range(data.shape[0]):
+        snow = np.count_nonzero(masks[t, SNOW_CHANNEL] >= threshold)
+        cloud = np.count_nonzero(masks[t, CLOUD_CHANNEL] >= threshold)
+        both = np.count_nonzero((masks[t, SNOW_CHANNEL] >= threshold) & (masks[t, CLOUD_CHANNEL] >= threshold))
+        cover = (snow + cloud - (both if count == "union" else 0)) / masks[t, 0].size
+        if cover < max_cover or (not strict and cover == max_cover):
+            keep.append(t)
+    if not keep:
+        return None
+    series, kept = data[keep].astype(np.float64), [dates[t] for t in keep]
+    if not monthly:
+        return series, kept
+    months = sorted({(d.year, d.month) for d in kept})
+    means = [series[[i for i, d in enumerate(kept) if (d.year, d.month) == m]].mean(axis=0) for m in months]
+    return np.stack(means), [dt.date(y, m, 15) for y, m in months]
+
+
+@pytest.mark.parametrize("profile", ["flairlc", "paper"])
+@pytest.mark.parametrize("monthly", [False, True])
+def test_preprocessing_equals_per_date_loops_on_random_series(profile: str, monthly: bool) -> None:
+    rng = np.random.default_rng(1 if monthly else 2)
+    rules = SeriesPreprocessing(profile=profile).rules
+    for _ in range(20):
+        t = int(rng.integers(3, 40))
+        data = rng.integers(0, 10001, (t, 10, 8, 8), dtype=np.uint16)
+        masks = np.where(rng.random((t, 2, 8, 8)) < rng.random((t, 1, 1, 1)), 100, 0).astype(np.uint8)
+        days = np.sort(rng.choice(365, t, replace=False))
+        dates = [dt.date(2021, 1, 1) + dt.timedelta(days=int(d)) for d in days]
+        expected = _loop_preprocessing(data, masks, dates, 60, 0.5, rules.cover_count, rules.cover_strict, monthly)
+        if expected is None:
+            continue  # every date covered: the least covered kept, tested above
+        prep = SeriesPreprocessing(filter_clouds=True, average_monthly=monthly, profile=profile)
+        series, offsets = prep.apply(data, masks, dates)
+        assert series.dtype == np.float32 and series.shape == expected[0].shape
+        # float32 sums against float64: equal within a float32 rounding of reflectances <= 10 000.
+        np.testing.assert_allclose(series, expected[0], rtol=0, atol=2e-3 if monthly else 0)
+        np.testing.assert_array_equal(offsets, dates_to_days(expected[1], sign=rules.date_sign))
 
 
 def test_raw_to_index_rejects_wide_values_instead_of_wrapping() -> None:

@@ -389,12 +389,31 @@ class SeriesPreprocessing:
             keep = filter_cloudy_dates(
                 masks, self.cloud_max_cover, self.cloud_prob_threshold, rules.cover_count, rules.cover_strict
             )
-            data, dates = data[keep], [dates[i] for i in keep]
-        if self.average_monthly:
-            series, dates = monthly_average(data, dates)
+            series, dates = take_dates_float32(data, keep), [dates[i] for i in keep]
         else:
             series = np.asarray(data, dtype=np.float32)
+        if self.average_monthly:
+            series, dates = monthly_average(series, dates)
         return series, dates_to_days(dates, self.reference_date, rules.date_sign)
+
+
+def take_dates_float32(data: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Some dates of a series, converted to float32 in one copy.
+
+    ``data[keep].astype(np.float32)`` makes a copy in the input's dtype first; here each kept
+    date is converted straight from ``data`` (a memory map's window) into the output.
+
+    Args:
+        data: ``(T, C, H, W)`` series (any numeric dtype).
+        keep: indices of the dates to keep, ``(T_kept,)``.
+
+    Returns:
+        float32 ``(T_kept, C, H, W)``.
+    """
+    out = np.empty((len(keep),) + data.shape[1:], dtype=np.float32)
+    for i, t in enumerate(keep):
+        out[i] = data[t]
+    return out
 
 
 def _load_npy(path: Path, ndim: int, channels: int) -> np.ndarray:

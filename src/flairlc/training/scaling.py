@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +21,9 @@ UINT16_MAX = 65535.0
 REFLECTANCE_SCALE = 10000.0
 #: Modes of :class:`InputScaler`.
 SCALING_MODES = ("unit", "standardize", "reflectance", "raw")
+#: Elements looked up per call on CPU: the uint8 → intp index copy ``np.take`` makes stays small
+#: (512 KiB) and is reused from the heap, where a whole 512 × 512 band took 2 MiB of fresh memory.
+LOOKUP_CHUNK = 65536
 
 
 class InputScaler(nn.Module):
@@ -76,11 +80,46 @@ class InputScaler(nn.Module):
         ``"standardize"`` and divided in float32 otherwise (one rounding either way).
         """
         if x.dtype == torch.uint8:
+            if x.device.type == "cpu":
+                return self._lookup_cpu(x)
             out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
             for c in range(x.shape[-3]):
                 band = x[..., c, :, :]
                 out[..., c, :, :] = self.uint8_table[c].index_select(0, band.reshape(-1).long()).view(band.shape)
             return out
         if self.mode != "standardize" or x.device.type == "mps":  # (no float64 on mps)
-            return (x.float() - self.offset.float()) / self.scale.float()
+            x = x.float()
+            out = _empty_float32(x.shape) if x.device.type == "cpu" else torch.empty_like(x)
+            torch.sub(x, self.offset.float(), out=out)
+            return out.div_(self.scale.float())
         return ((x.double() - self.offset) / self.scale).float()
+
+    def _lookup_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        """The table lookup of a uint8 CPU tensor ``(…, C, H, W)``: float32, same shape.
+
+        ``np.take`` reads uint8 indices in chunks of :data:`LOOKUP_CHUNK`, where ``index_select``
+        needs a whole int64 copy of each band (8 bytes per pixel of fresh memory).
+        """
+        channels, height, width = x.shape[-3:]
+        src = x.reshape(-1, channels, height * width).numpy()
+        table = self.uint8_table.numpy()
+        out = _empty_float32(src.shape)
+        dst = out.numpy()
+        for n in range(src.shape[0]):
+            for c in range(channels):
+                for start in range(0, height * width, LOOKUP_CHUNK):
+                    chunk = slice(start, start + LOOKUP_CHUNK)
+                    # mode="clip" only lets np.take write into `out` unbuffered: uint8 values are
+                    # all within the 256 rows of the table.
+                    np.take(table[c], src[n, c, chunk], out=dst[n, c, chunk], mode="clip")
+        return out.view(x.shape)
+
+
+def _empty_float32(shape: Sequence[int]) -> torch.Tensor:
+    """An uninitialized float32 CPU tensor whose memory numpy allocates.
+
+    numpy asks for transparent huge pages for buffers from 4 MiB (one page fault per 2 MiB
+    instead of 512): a 512 × 512 × 5 float32 sample costs 5 MiB of fresh memory per call, whose
+    page faults cost as much as the scaling itself on a virtual machine.
+    """
+    return torch.from_numpy(np.empty(tuple(shape), dtype=np.float32))

@@ -1,0 +1,50 @@
+"""Input scaling: the CPU table lookup and the float path give the values of one float64 rounding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flairlc.training.scaling import LOOKUP_CHUNK, UINT16_MAX, InputScaler
+
+MEAN = [105.08, 110.87, 101.82, 106.38, 53.26]
+STD = [52.17, 45.38, 44.0, 39.69, 79.3]
+
+
+def _float64_once(x: torch.Tensor, offset: list[float], scale: list[float]) -> torch.Tensor:
+    """IGN's normalization: float64 arithmetic, one rounding to float32."""
+    o = torch.tensor(offset, dtype=torch.float64).view(-1, 1, 1)
+    s = torch.tensor(scale, dtype=torch.float64).view(-1, 1, 1)
+    return ((x.double() - o) / s).float()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(5, 16, 16), (3, 5, 7, 9), (5, 300, 301)],  # a sample, a batch, bands longer than one chunk
+)
+def test_uint8_lookup_equals_float64_rounded_once(shape: tuple[int, ...]) -> None:
+    assert shape[-1] * shape[-2] < LOOKUP_CHUNK or shape[-1] * shape[-2] % LOOKUP_CHUNK
+    x = torch.randint(0, 256, shape, dtype=torch.uint8)
+    x.view(-1)[:256] = torch.arange(256, dtype=torch.uint8)  # every value at least once
+    scaler = InputScaler("standardize", 5, mean=MEAN, std=STD)
+    out = scaler(x)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    assert torch.equal(out, _float64_once(x, MEAN, STD))
+    unit = InputScaler("unit", 5)(x)
+    assert torch.equal(unit, _float64_once(x, [0.0] * 5, [255.0] * 5))
+
+
+def test_uint8_lookup_of_a_non_contiguous_batch() -> None:
+    x = torch.randint(0, 256, (2, 9, 11, 5), dtype=torch.uint8).permute(0, 3, 1, 2)  # channels last
+    scaler = InputScaler("standardize", 5, mean=MEAN, std=STD)
+    assert torch.equal(scaler(x), _float64_once(x, MEAN, STD))
+
+
+@pytest.mark.parametrize("mode", ["unit", "raw", "reflectance"])
+def test_float_inputs_are_divided_once_in_float32(mode: str) -> None:
+    x = torch.randint(0, 10001, (4, 10, 6, 6)).float()
+    scaler = InputScaler(mode, 10, UINT16_MAX)
+    expected = (x - scaler.offset.float()) / scaler.scale.float()
+    out = scaler(x)
+    assert out.dtype == torch.float32 and torch.equal(out, expected)
+    assert out.data_ptr() != x.data_ptr()  # the input is left as it was
