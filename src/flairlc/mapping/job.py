@@ -222,8 +222,9 @@ class MapJob:
         elevation_mosaic = scan_tiles(elevation, "elevation") if elevation is not None else None
         zone_geometry = _zone_geometry(Path(zone), aerial_mosaic.grid.crs) if zone else None
         grid = _job_grid(aerial_mosaic.grid, zone_geometry)
+        hparams = _checkpoint_hparams(checkpoint)
         if options["window"] is None:
-            options["window"] = _default_window(checkpoint, grid, options)
+            options["window"] = _default_window(hparams, grid, options)
         spec = {
             "format": JOB_FORMAT,
             "checkpoint": str(checkpoint.resolve()),
@@ -252,6 +253,9 @@ class MapJob:
         if elevation_mosaic is not None:
             write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
                       elevation_mosaic.count, elevation_mosaic.dtype)
+        else:
+            (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
+        _check_inputs(root, hparams, options, sentinel)
         if not spec_path.exists():
             write_json(spec_path, spec, indent=1)
         job = cls(root, spec, grid, aerial_mosaic)
@@ -296,12 +300,12 @@ class MapJob:
             for col in range(-shift_x, g.width, tile):
                 c0, r0 = max(col, 0), max(row, 0)
                 c1, r1 = min(col + tile, g.width), min(row + tile, g.height)
-                x0, y0 = g.transform * (c0, r0)
-                x1, y1 = g.transform * (c1, r1)
+                x0, y0 = g.transform @ (c0, r0)
+                x1, y1 = g.transform @ (c1, r1)
                 if zone_geometry is not None and not zone_geometry.intersects(box(x0, y1, x1, y0)):
                     continue
                 (ctx_c0, ctx_c1), (ctx_r0, ctx_r1) = context(cols, c0, c1, g.width), context(rows, r0, r1, g.height)
-                cell_x, cell_y = g.transform * (col, row)
+                cell_x, cell_y = g.transform @ (col, row)
                 tasks.append(TileTask(_tile_name(cell_x, cell_y), (c0, r0, c1 - c0, r1 - r0),
                                       (ctx_c0, ctx_r0, ctx_c1 - ctx_c0, ctx_r1 - ctx_r0)))
         return tasks
@@ -415,15 +419,41 @@ def _colormap(ds) -> dict[int, tuple[int, ...]] | None:
         return None
 
 
-def _default_window(checkpoint: Path, grid: Grid, options: dict[str, Any]) -> int:
+def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
+    from flairlc.training.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        return dict(read_checkpoint(checkpoint).get("hyper_parameters") or {})
+    except CheckpointError as error:
+        raise MappingInputError(str(error)) from None
+
+
+def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], sentinel) -> None:
+    """Before any tile: the mosaics hold the bands the model reads, at a usable resolution, and the
+    elevation covers the aerial tiles (as ``map`` checks one raster)."""
+    from flairlc.mapping.inputs import AerialSource
+    from flairlc.training.finetune import checkpoint_inputs
+    from flairlc.training.task import MODEL_INPUTS
+
+    model = hparams.get("model", "unet")
+    if "sentinel" in MODEL_INPUTS.get(model, ()) and sentinel is None:
+        raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
+    if "aerial" not in MODEL_INPUTS.get(model, ("aerial",)):
+        return
+    elevation = root / "inputs" / "elevation.vrt"
+    with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() else None,
+                      options["resolution_policy"], coverage_policy=options["coverage_policy"],
+                      bands=checkpoint_inputs(hparams)["bands"], raster_bands=options["aerial_bands"]):
+        pass
+
+
+def _default_window(hparams: dict[str, Any], grid: Grid, options: dict[str, Any]) -> int:
     """The window ``map`` would use over one raster of the area: 512 for models that read
     Sentinel-2 (their training patch), else :func:`fit_window` up to ``max_window``."""
     from flairlc.mapping.infer import SENTINEL_MODEL_WINDOW_PX
-    from flairlc.training.checkpoint import read_checkpoint
     from flairlc.training.task import MODEL_INPUTS
 
-    model = read_checkpoint(checkpoint).get("hyper_parameters", {}).get("model", "unet")
-    if "sentinel" in MODEL_INPUTS.get(model, ()):
+    if "sentinel" in MODEL_INPUTS.get(hparams.get("model", "unet"), ()):
         return SENTINEL_MODEL_WINDOW_PX
     return fit_window(grid.height, grid.width, options["max_window"], options["overlap"])
 
@@ -447,8 +477,8 @@ def _job_grid(aerial: Grid, zone_geometry) -> Grid:
         return aerial
     left, bottom, right, top = zone_geometry.bounds
     inverse = ~aerial.transform
-    c0, r0 = inverse * (left, top)
-    c1, r1 = inverse * (right, bottom)
+    c0, r0 = inverse @ (left, top)
+    c1, r1 = inverse @ (right, bottom)
     c0, r0 = max(math.floor(c0), 0), max(math.floor(r0), 0)
     c1, r1 = min(math.ceil(c1), aerial.width), min(math.ceil(r1), aerial.height)
     if c1 <= c0 or r1 <= r0:

@@ -165,7 +165,7 @@ def scan_tiles(inputs: str | Path | Sequence[str | Path], what: str = "aerial") 
 def _pixel_rect(grid: Grid, tile: RasterTile) -> tuple[int, int, int, int] | None:
     """The part of ``tile`` inside ``grid``: (src col, src row, dst col, dst row, width, height)."""
     inverse = ~grid.transform
-    col, row = inverse * (tile.grid.transform.c, tile.grid.transform.f)
+    col, row = inverse @ (tile.grid.transform.c, tile.grid.transform.f)
     col, row = round(col), round(row)
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + tile.grid.width, grid.width), min(row + tile.grid.height, grid.height)

@@ -1,0 +1,284 @@
+"""Mapping a "département" of orthophoto tiles: tiled jobs, Ray, shards, retries, resume, mosaics.
+
+The area is a synthetic territory cut into 0.2 m orthophoto tiles (3 x 3) with elevation tiles on
+another grid and at another resolution (0.4 m), mapped by an untrained ResNet18 U-Net. An
+untrained network is the hardest case for seams: its output changes with the context of every
+window, so only the same windows blended the same way give the same map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import flairlc_command
+
+from flairlc.mapping import map_raster
+from flairlc.mapping.errors import MappingInputError
+from flairlc.mapping.job import MapJob, load_predictor, map_tile, parse_shard, run_local
+
+#: A 768 px (153.6 m) territory in 3 x 3 orthophoto tiles of 256 px.
+SIZE_PX, TILE_M = 768, 51.2
+#: Windows of 256 px with 64 px of overlap: several windows per output tile.
+WINDOW = {"window": 256, "overlap": 64, "batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def area(tmp_path_factory) -> dict[str, Path]:
+    import torch
+
+    from flairlc.data.synthetic import generate_orthophoto
+    from flairlc.data.synthetic.tiles import cut_into_tiles
+    from flairlc.data.synthetic.zones import generate_zones
+    from flairlc.training.checkpoint import save_task
+    from flairlc.training.task import SegmentationTask
+
+    d = tmp_path_factory.mktemp("area")
+    year = generate_orthophoto(d / "territory", width=SIZE_PX, height=SIZE_PX, seed=3, years=(2022,), dates=1)[0]
+    cut_into_tiles(year.aerial, d / "ortho", TILE_M, "ORTHO")
+    cut_into_tiles(year.elevation, d / "elevation", 40.0, "ELEV", pixel_m=0.4, origin_shift_m=(12.8, 6.4))
+    torch.manual_seed(0)
+    task = SegmentationTask(model="unet", model_kwargs={"encoder_name": "resnet18", "encoder_weights": None})
+    save_task(task, d / "model.ckpt")
+    return {"root": d, "ortho": d / "ortho", "elevation": d / "elevation", "checkpoint": d / "model.ckpt",
+            "zones": generate_zones(d / "zones.gpkg", year.aerial), "aerial_tif": year.aerial}
+
+
+def _job(area, folder: Path, **kw) -> MapJob:
+    return MapJob.create(folder, area["checkpoint"], area["ortho"], elevation=area["elevation"], tile_px=256,
+                         **{**WINDOW, **kw})
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+@pytest.fixture(scope="module")
+def local_job(area, tmp_path_factory, one_torch_thread) -> MapJob:
+    """The job run in this process, one tile after another."""
+    job = _job(area, tmp_path_factory.mktemp("jobs") / "local")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # elevation at 0.4 m: resampled, with a warning per tile
+        result = run_local(job, progress=False)
+    job.finish("local", result.seconds, result.outcomes)
+    return job
+
+
+def test_tiled_job_equals_one_map_of_the_area(area, local_job, tmp_path, one_torch_thread):
+    """No seams: every pixel is the blend of the same windows as one `map` over the mosaic."""
+    assert len(local_job.tasks) == 16  # 768 px in tiles of 256 anchored on multiples of 51.2 m
+    one = tmp_path / "one.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        map_raster(load_predictor(area["checkpoint"]), local_job.aerial_vrt, one,
+                   elevation_path=local_job.elevation_vrt, progress=False, **WINDOW)
+    mosaic, single = _read(local_job.mosaic_path), _read(one)
+    assert mosaic.shape == (SIZE_PX, SIZE_PX)
+    # The same windows, blended alike. What differs is the elevation (0.4 m) resampled onto each
+    # tile's grid instead of the whole one: bilinear values that fall on exactly .5 round either
+    # way with the grid's origin, which flips near-tied pixels of this untrained network (measured
+    # 99.956 %; two window layouts differ far more: 94 % between 768 px and 512 px windows).
+    assert (mosaic == single).mean() >= 0.999
+    assert (mosaic != 255).all()
+    summary = local_job.finish()
+    assert summary["tiles"] == {"total": 16, "done": 16, "failed": 0, "pending": 0, "without_aerial_data": 0}
+    assert summary["area_km2"]["done"] == pytest.approx(SIZE_PX**2 * 0.04 / 1e6)
+    with rasterio.open(local_job.mosaic_path) as ds:
+        assert ds.colormap(1)[0][:3] != (0, 0, 0) and "FLAIRLC_CLASSES" in ds.tags()
+
+
+def test_ray_two_workers_equal_one_process_and_survive_a_killed_worker(area, local_job, tmp_path):
+    """Ray on this machine with 2 workers: the same mosaic, even when a worker is killed mid-tile."""
+    pytest.importorskip("ray")
+    from flairlc.mapping.distributed import run_ray
+
+    job = _job(area, tmp_path / "ray")
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_a_worker_mid_tile() -> None:
+        # Once a tile is half-way (its working files exist), kill the worker mapping it.
+        while not stop.is_set() and not killed:
+            if list((job.root / "work").glob("*.partial.json")):
+                out = subprocess.run(["pgrep", "-f", "ray::_tile_task"], capture_output=True, text=True).stdout.split()
+                for pid in out[:1]:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_worker_mid_tile, daemon=True)
+    killer.start()
+    try:
+        result = run_ray(job, workers=2, cpus_per_tile=1, retries=2, progress=False)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was killed: the test did not exercise a failure"
+    assert not result.failed
+    summary = job.finish("ray", result.seconds, result.outcomes)
+    assert summary["tiles"]["done"] == 16 and summary["failures"] == []
+    np.testing.assert_array_equal(_read(job.mosaic_path), _read(local_job.mosaic_path))
+    workers = {json.loads(job.record_path(t.name).read_text())["worker"] for t in job.tasks}
+    assert len(workers) >= 2  # tiles mapped in several worker processes
+
+
+def test_a_tile_failing_once_is_retried_and_one_failing_always_is_reported(area, local_job, tmp_path, one_torch_thread):
+    job = _job(area, tmp_path / "faults")
+    first, always = job.tasks[1].name, job.tasks[5].name
+    calls: dict[str, int] = {}
+
+    def flaky(job_, task, predictor, device):
+        calls[task.name] = calls.get(task.name, 0) + 1
+        if task.name == always or (task.name == first and calls[task.name] == 1):
+            raise OSError(f"simulated read error on tile {task.name}")
+        return map_tile(job_, task, predictor, device)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_local(job, progress=False, retries=1, tile_function=flaky)
+    assert calls[first] == 2 and calls[always] == 2
+    assert [o.name for o in result.failed] == [always]
+    summary = job.finish("local", result.seconds, result.outcomes)
+    assert summary["tiles"]["failed"] == 1 and summary["tiles"]["done"] == 15
+    assert summary["failures"] == [{"tile": always, "error": f"OSError: simulated read error on tile {always}"}]
+    assert (_read(job.mosaic_path) == 255).sum() == 256 * 256  # the failed tile is nodata in the mosaic
+    # A rerun maps the failed tile only, and the mosaic is then complete and identical.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rerun = run_local(job, progress=False)
+    assert [o.name for o in rerun.outcomes if o.status == "done"] == [always]
+    assert job.finish()["failures"] == []
+    np.testing.assert_array_equal(_read(job.mosaic_path), _read(local_job.mosaic_path))
+
+
+def test_interrupted_job_recomputes_only_unfinished_tiles(area, local_job, tmp_path):
+    """Kill the `flairlc map-area` process after some tiles; the rerun maps only the others."""
+    out = tmp_path / "cli"
+    command = flairlc_command() + [
+        "map-area", "--checkpoint", str(area["checkpoint"]), "--aerial", str(area["ortho"]),
+        "--elevation", str(area["elevation"]), "--out", str(out), "--tile-size", "256", "--window", "256",
+        "--overlap", "64", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((out / "tiles").glob("*.json"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    finished = {p.stem: p.stat().st_mtime_ns for p in (out / "tiles").glob("*.tif")}
+    assert 4 <= len(finished) < 16
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} already done" in rerun.stdout
+    assert f"this run: {16 - len(finished)} tiles" in rerun.stdout
+    assert {p: (out / "tiles" / f"{p}.tif").stat().st_mtime_ns for p in finished} == finished  # not redone
+    np.testing.assert_array_equal(_read(out / "map.vrt"), _read(local_job.mosaic_path))
+
+
+def test_shards_split_the_tiles_between_processes(area, local_job, tmp_path, one_torch_thread):
+    job = _job(area, tmp_path / "shards")
+    shards = [job.shard(i, 3) for i in range(3)]
+    assert sorted(t.name for s in shards for t in s) == sorted(t.name for t in job.tasks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(3):
+            run_local(MapJob.open(job.root), shard=(i, 3), progress=False)
+    assert job.finish()["tiles"]["done"] == 16
+    np.testing.assert_array_equal(_read(job.mosaic_path), _read(local_job.mosaic_path))
+    assert parse_shard("2/8") == (2, 8)
+    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "2"}) == (3, 4)
+    assert parse_shard(None, {"RANK": "1", "WORLD_SIZE": "2"}) == (1, 2)
+    assert parse_shard(None, {}) is None
+    with pytest.raises(ValueError, match="INDEX/COUNT"):
+        parse_shard("two")
+
+
+def test_missing_tiles_zone_and_areas(area, tmp_path, one_torch_thread):
+    """A missing orthophoto tile and a missing elevation tile become nodata (reported); a zone
+    clips the job; `areas` reads the mosaic."""
+    from flairlc.mapping import compute_areas
+
+    ortho, elevation = tmp_path / "ortho", tmp_path / "elevation"
+    shutil.copytree(area["ortho"], ortho)
+    shutil.copytree(area["elevation"], elevation)
+    missing = sorted(ortho.glob("*.tif"))[4]  # the centre tile
+    missing.unlink()
+    with rasterio.open(area["aerial_tif"]) as ds:
+        centre = ds.xy(SIZE_PX // 2 + 100, SIZE_PX // 2 + 100)
+        inverse = ~ds.transform
+    for tile in elevation.glob("*.tif"):  # the elevation tile south-east of the centre
+        with rasterio.open(tile) as ds:
+            left, bottom, right, top = ds.bounds
+        if left <= centre[0] < right and bottom <= centre[1] < top:
+            tile.unlink()
+            col0, row0 = (round(v) for v in inverse @ (left, top))
+            col1, row1 = (round(v) for v in inverse @ (right, bottom))
+    job = MapJob.create(tmp_path / "job", area["checkpoint"], ortho, elevation=elevation, tile_px=256,
+                        coverage_policy="warn", **WINDOW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_local(job, progress=False)
+    summary = job.finish("local", result.seconds, result.outcomes)
+    assert summary["failures"] == [] and summary["tiles"]["done"] == 16
+    mosaic = _read(job.mosaic_path)
+    assert (mosaic[256:512, 256:512] == 255).all()  # the missing orthophoto tile
+    assert (mosaic[row0 + 2 : row1 - 2, col0 + 2 : col1 - 2] == 255).all()  # no elevation there
+    assert (mosaic[:200, :200] != 255).all()
+    nodata_km2 = (mosaic == 255).sum() * 0.04 / 1e6
+    assert summary["area_km2"]["nodata"] == pytest.approx(nodata_km2)
+    table = compute_areas(job.mosaic_path, zones_path=area["zones"], zone_field="name")
+    assert table.overall.valid_m2 == pytest.approx((mosaic != 255).sum() * 0.04)
+
+    # A zone (a triangle in the north-west): the job keeps the tiles it touches, nodata outside.
+    import fiona
+
+    with rasterio.open(area["aerial_tif"]) as ds:
+        left, top = ds.transform.c, ds.transform.f
+    triangle = {"type": "Polygon", "coordinates": [[(left, top), (left + 100, top), (left, top - 100), (left, top)]]}
+    schema = {"geometry": "Polygon", "properties": {"name": "str"}}
+    with fiona.open(tmp_path / "zone.gpkg", "w", driver="GPKG", crs="EPSG:2154", schema=schema) as dst:
+        dst.write({"geometry": triangle, "properties": {"name": "zone"}})
+    zone_job = MapJob.create(tmp_path / "zone", area["checkpoint"], area["ortho"], elevation=area["elevation"],
+                             zone=tmp_path / "zone.gpkg", tile_px=256, **WINDOW)
+    assert zone_job.grid.width == zone_job.grid.height == 500  # the triangle's bounding box
+    assert 3 <= len(zone_job.tasks) < 9  # the tiles of its box that it touches
+    corner = zone_job.tasks[1]  # 256 px wide: its north-west corner is inside, its south-east outside
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        map_tile(zone_job, corner, load_predictor(area["checkpoint"]))
+    tile = _read(zone_job.tile_path(corner.name))
+    assert tile[0, 0] != 255 and tile[-1, -1] == 255  # inside / outside the triangle
+
+
+def test_bad_inputs_are_refused_before_any_tile(area, tmp_path):
+    # A tile in another CRS is named.
+    ortho = tmp_path / "ortho"
+    shutil.copytree(area["ortho"], ortho)
+    odd = sorted(ortho.glob("*.tif"))[2]
+    with rasterio.open(odd, "r+") as ds:
+        ds.crs = "EPSG:3857"
+    with pytest.raises(MappingInputError, match=rf"{odd.name}.*EPSG:3857"):
+        MapJob.create(tmp_path / "a", area["checkpoint"], ortho, elevation=area["elevation"], tile_px=256)
+    # A model reading elevation without elevation tiles: refused before job.json exists.
+    with pytest.raises(MappingInputError, match="elevation"):
+        MapJob.create(tmp_path / "b", area["checkpoint"], area["ortho"], tile_px=256)
+    assert not (tmp_path / "b" / "job.json").exists()
+    # A job folder holding another job.
+    _job(area, tmp_path / "c")
+    with pytest.raises(MappingInputError, match="other settings.*tile_px"):
+        MapJob.create(tmp_path / "c", area["checkpoint"], area["ortho"], elevation=area["elevation"], tile_px=384,
+                      **WINDOW)
+    with pytest.raises(MappingInputError, match="does not exist"):
+        MapJob.create(tmp_path / "d", area["checkpoint"], tmp_path / "nowhere", tile_px=256)
