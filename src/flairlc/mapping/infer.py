@@ -448,6 +448,7 @@ def map_raster(
     max_window: int = DEFAULT_MAX_WINDOW_PX,
     precision: str = "32",
     prefetch: int = 2,
+    region: Window | None = None,
 ) -> MapResult:
     """Map an aerial raster of any size to a land-cover COG with a trained predictor.
 
@@ -498,6 +499,9 @@ def map_raster(
             blending stays float32).
         prefetch: batches of windows read ahead by a background thread while the model runs
             (0: none), so that a GPU does not wait for the disk.
+        region: map only this pixel window ``(col_off, row_off, width, height)`` of the aerial
+            image: the map covers it, reading exactly what a map of the whole image reads there
+            (:func:`flairlc.mapping.job.map_tile` maps the tiles of a job so).
         max_window: largest window side of the default window, pixels (memory grows with it:
             a batch of 4 windows through a ResNet34 U-Net on CPU peaks 1.7 GB higher at 1 024²,
             0.5 GB at 512²).
@@ -534,7 +538,7 @@ def map_raster(
         predictor.use_channels_last(channels_last)
     bands = tuple(getattr(predictor, "bands", AERIAL_BANDS))
     with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m,
-                      coverage_policy, bands=bands, raster_bands=aerial_bands) as source:
+                      coverage_policy, bands=bands, raster_bands=aerial_bands, region=region) as source:
         sentinel = None
         if sentinel_dir:
             sentinel = SentinelSeries(
@@ -565,6 +569,7 @@ def map_raster(
                 "probabilities": with_proba, "rank": rank, "world_size": world_size,
                 "coverage_policy": coverage_policy,
                 "bands": list(bands), "aerial_bands": list(source.raster_bands),
+                "region": [int(v) for v in (region.col_off, region.row_off, region.width, region.height)] if region else None,
             }
             params["hash"] = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
             work = _WorkFiles(out_path, rank, world_size, with_proba)

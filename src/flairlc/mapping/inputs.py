@@ -86,10 +86,13 @@ class AerialSource:
         bands: the bands the model reads (default all 5).
         raster_bands: the bands of the aerial image, in its band order (default by band count:
             3 → R, G, B; 4 → R, G, B, NIR; 5 → R, G, B, NIR, elevation).
+        region: map only this pixel window of the image (its grid becomes the output grid); the
+            elevation is still resampled onto the whole image's grid, so that a region reads
+            exactly the values the whole image would.
 
     Attributes:
-        crs, transform, height, width: the output grid (the aerial file's own grid unless it
-            was resampled).
+        crs, transform, height, width: the output grid (the aerial file's own grid, or its
+            region, unless it was resampled).
         extent: the aerial extent (:class:`~flairlc.mapping.coverage.Extent`).
         coverage: the part of it every input covers, or None when they cover it all.
     """
@@ -103,6 +106,7 @@ class AerialSource:
         coverage_policy: str = "error",
         bands: Sequence[str] = AERIAL_BANDS,
         raster_bands: Sequence[str] | str | None = None,
+        region: Window | None = None,
     ) -> None:
         if resolution_policy not in RESOLUTION_POLICIES:
             raise ValueError(f"resolution_policy must be one of {RESOLUTION_POLICIES}, not {resolution_policy!r}")
@@ -114,6 +118,7 @@ class AerialSource:
         self._stack = ExitStack()
         self.bands = normalize_bands(bands)
         self._raster_bands = raster_bands
+        self._region = region
         try:
             self._open(elevation_path, resolution_policy, expected_resolution_m)
         except BaseException:
@@ -163,10 +168,23 @@ class AerialSource:
             self.resampled = True
         self._src = src
         self.crs = src.crs
+        #: The whole image's grid: the elevation is resampled onto it, whatever the region.
+        self._full_grid = (src.transform, src.height, src.width)
         self.transform: Affine = src.transform
         self.height: int = src.height
         self.width: int = src.width
-        self.extent = Extent(*src.bounds, src.crs)
+        self._offset = (0, 0)
+        region = self._region
+        if region is not None:
+            col, row, width, height = (int(v) for v in (region.col_off, region.row_off, region.width, region.height))
+            if col < 0 or row < 0 or width < 1 or height < 1 or col + width > src.width or row + height > src.height:
+                raise MappingInputError(f"region {(col, row, width, height)} is not inside aerial image {path} "
+                                        f"({src.width} x {src.height} px)")
+            self._offset = (col, row)
+            self.transform = src.window_transform(Window(col, row, width, height))
+            self.height, self.width = height, width
+        self.extent = Extent(*rasterio.windows.bounds(Window(*self._offset, self.width, self.height), src.transform),
+                             src.crs)
         self._elev = None
         #: The elevation raster as opened, when it masks some pixels (a mosaic with missing tiles).
         self._elev_masked = None
@@ -195,11 +213,12 @@ class AerialSource:
             self._elev_masked = elev
         _resolution_ok(elev, path, "elevation raster", expected_m, self.resolution_policy,
                        f"the {self.transform.a:g} m aerial grid (bilinear)")
-        if _same_grid(elev, self.crs, self.transform, (self.height, self.width)):
+        transform, height, width = self._full_grid
+        if _same_grid(elev, self.crs, transform, (height, width)):
             return elev
         return self._stack.enter_context(
-            WarpedVRT(elev, crs=self.crs, transform=self.transform, width=self.width,
-                      height=self.height, resampling=Resampling.bilinear)
+            WarpedVRT(elev, crs=self.crs, transform=transform, width=width, height=height,
+                      resampling=Resampling.bilinear)
         )
 
     def _band_names(self, path: Path, count: int) -> tuple[str, ...]:
@@ -229,6 +248,7 @@ class AerialSource:
         """
         valid = self.valid(window)
         height, width = int(window.height), int(window.width)
+        window = self._in_image(window)
         aerial = np.zeros((len(AERIAL_BANDS), height, width), dtype=np.uint8)
         from_raster = [b for b in self.bands if not (b == "elevation" and self._elev is not None)]
         if from_raster:
@@ -241,10 +261,12 @@ class AerialSource:
         return aerial, valid
 
     def valid(self, window: Window) -> np.ndarray:
-        """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata, or
-        outside the part of it that every input covers (:attr:`coverage`)."""
+        """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata, where the
+        elevation raster (when the model reads it and it masks pixels, e.g. a mosaic with a tile
+        missing) has none, or outside the part of the image that every input covers
+        (:attr:`coverage`)."""
         spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
-        valid = self._src.read_masks(spectral, window=window).any(axis=0)
+        valid = self._src.read_masks(spectral, window=self._in_image(window)).any(axis=0)
         if self._elev_masked is not None and "elevation" in self.bands:
             valid &= self._elevation_valid(window)
         if self._cover_px is not None:
@@ -254,12 +276,18 @@ class AerialSource:
             valid &= ((rows >= r0) & (rows < r1))[:, None] & ((cols >= c0) & (cols < c1))[None, :]
         return valid
 
+    def _in_image(self, window: Window) -> Window:
+        """A window of the region in the whole image's pixels."""
+        if self._offset == (0, 0):
+            return window
+        return Window(window.col_off + self._offset[0], window.row_off + self._offset[1], window.width, window.height)
+
     def _elevation_valid(self, window: Window) -> np.ndarray:
         """bool ``(h, w)``: where the elevation raster has data (its mask, nearest pixel)."""
         elev = self._elev_masked
         shape = (int(window.height), int(window.width))
         if elev is self._elev:  # same grid
-            return elev.read_masks(1, window=window) > 0
+            return elev.read_masks(1, window=self._in_image(window)) > 0
         left, bottom, right, top = rasterio.windows.bounds(window, self.transform)
         source_window = rasterio.windows.from_bounds(left, bottom, right, top, elev.transform)
         return elev.read_masks(1, window=source_window, out_shape=shape, boundless=True,

@@ -157,6 +157,12 @@ class MapJob:
         return self.root / "summary.json"
 
     @property
+    def grid_offset(self) -> tuple[int, int]:
+        """The job grid's origin in the aerial mosaic's pixels (col, row): not 0 with a zone."""
+        col, row = ~self.aerial.grid.transform @ (self.grid.transform.c, self.grid.transform.f)
+        return round(col), round(row)
+
+    @property
     def pixel_km2(self) -> float:
         return abs(self.grid.transform.a * self.grid.transform.e) / 1e6
 
@@ -504,8 +510,8 @@ def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | No
 def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -> TileOutcome:
     """Map one output tile of ``job`` (idempotent: a finished tile is skipped).
 
-    The tile's context is mapped by :func:`~flairlc.mapping.map_raster` into
-    ``JOB/work/`` (resumable there), then the tile is cut out to ``JOB/tiles/NAME.tif``
+    The tile's context (a region of the aerial mosaic) is mapped by
+    :func:`~flairlc.mapping.map_raster` into ``JOB/work/`` (resumable there), then the tile is cut out to ``JOB/tiles/NAME.tif``
     (atomically), with pixels outside the zone set to nodata, and its record written.
     """
     from flairlc.mapping.infer import map_raster
@@ -514,8 +520,7 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
         return TileOutcome(task.name, "skipped")
     t0 = time.perf_counter()
     work = job.root / "work"
-    context = job.grid.window_grid(*task.context)
-    tiles_here = job.aerial.tiles_in(context.bounds)
+    tiles_here = job.aerial.tiles_in(job.grid.window_grid(*task.context).bounds)
     options = job.spec["map"]
     nodata_km2 = job.tile_km2(task)
     empty = not tiles_here
@@ -524,11 +529,12 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
     if empty:
         _write_nodata_tile(job, task, predictor, tags)
     else:
-        source = write_vrt(work / f"{task.name}.vrt", context, tiles_here, job.aerial.count, job.aerial.dtype)
+        col, row = job.grid_offset
+        region = Window(task.context[0] + col, task.context[1] + row, task.context[2], task.context[3])
         context_map = work / f"{task.name}.context.tif"
         context_proba = work / f"{task.name}.context.proba.tif" if options["probabilities"] else None
         result = map_raster(
-            predictor, source, context_map, elevation_path=job.elevation_vrt, sentinel_dir=job.spec["sentinel"],
+            predictor, job.aerial_vrt, context_map, region=region, elevation_path=job.elevation_vrt, sentinel_dir=job.spec["sentinel"],
             window=options["window"], overlap=options["overlap"], batch_size=options["batch_size"],
             max_window=options["max_window"], precision=options["precision"], aerial_bands=options["aerial_bands"],
             resolution_policy=options["resolution_policy"], coverage_policy=options["coverage_policy"],
@@ -540,7 +546,7 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
         crop_to_cog(context_map, task.inner, job.tile_path(task.name), "nearest", outside, tags)
         with rasterio.open(job.tile_path(task.name)) as ds:
             nodata_km2 = float(np.count_nonzero(ds.read(1) == nomenclature.NODATA_VALUE)) * job.pixel_km2
-        for path in (context_map, context_proba, context_map.with_suffix(".qml"), source):
+        for path in (context_map, context_proba, context_map.with_suffix(".qml")):
             if path is not None:
                 path.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0

@@ -240,6 +240,9 @@ def write_vrt(
         for tile, rect in placed:
             _source(mask, tile, "mask,1", rect)
     ET.indent(root)
+    text = ET.tostring(root, encoding="unicode") + "\n"
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return path  # unchanged: keep its date (work resumed from it checks the date)
     with atomic_path(path) as temporary:
-        Path(temporary).write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
+        Path(temporary).write_text(text, encoding="utf-8")
     return path
