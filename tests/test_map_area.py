@@ -221,8 +221,10 @@ def test_missing_tiles_zone_and_areas(area, tmp_path, one_torch_thread):
             left, bottom, right, top = ds.bounds
         if left <= centre[0] < right and bottom <= centre[1] < top:
             tile.unlink()
+            gap = [left, bottom, right, top]
             col0, row0 = (round(v) for v in inverse @ (left, top))
             col1, row1 = (round(v) for v in inverse @ (right, bottom))
+            break
     job = MapJob.create(tmp_path / "job", area["checkpoint"], ortho, elevation=elevation, tile_px=256,
                         coverage_policy="warn", **WINDOW)
     with warnings.catch_warnings():
@@ -234,6 +236,9 @@ def test_missing_tiles_zone_and_areas(area, tmp_path, one_torch_thread):
     assert (mosaic[256:512, 256:512] == 255).all()  # the missing orthophoto tile
     assert (mosaic[row0 + 2 : row1 - 2, col0 + 2 : col1 - 2] == 255).all()  # no elevation there
     assert (mosaic[:200, :200] != 255).all()
+    with rasterio.open(area["ortho"] / missing.name) as ds:
+        assert summary["missing_input_tiles"]["aerial"] == [pytest.approx(list(ds.bounds))]
+    assert summary["missing_input_tiles"]["elevation"] == [pytest.approx(gap)]
     nodata_km2 = (mosaic == 255).sum() * 0.04 / 1e6
     assert summary["area_km2"]["nodata"] == pytest.approx(nodata_km2)
     table = compute_areas(job.mosaic_path, zones_path=area["zones"], zone_field="name")
@@ -280,3 +285,56 @@ def test_bad_inputs_are_refused_before_any_tile(area, tmp_path):
                       **WINDOW)
     with pytest.raises(MappingInputError, match="does not exist"):
         MapJob.create(tmp_path / "d", area["checkpoint"], tmp_path / "nowhere", tile_px=256)
+
+
+def test_mosaic_of_jpeg2000_and_geotiff_tiles(area, tmp_path):
+    """Tiles of both formats form one VRT with the tiles' pixels; a missing tile is masked and
+    found as a gap; a misaligned tile or another pixel size is refused, naming the file."""
+    from flairlc.data.synthetic.tiles import cut_into_tiles
+    from flairlc.mapping.mosaic import scan_tiles, write_vrt
+
+    tif = cut_into_tiles(area["aerial_tif"], tmp_path / "tif", TILE_M, "T")
+    jp2 = cut_into_tiles(area["aerial_tif"], tmp_path / "jp2", TILE_M, "J", fmt="jp2")
+    mixed = [p for i, p in enumerate(tif) if i % 2] + [p for i, p in enumerate(jp2) if not i % 2 and i != 4]
+    mosaic = scan_tiles(mixed)
+    assert len(mosaic.tiles) == 8 and (mosaic.grid.width, mosaic.grid.height) == (SIZE_PX, SIZE_PX)
+    with rasterio.open(tif[4]) as ds:
+        assert mosaic.gaps() == [pytest.approx(list(ds.bounds))]
+    vrt = write_vrt(tmp_path / "m.vrt", mosaic.grid, mosaic.tiles, mosaic.count)
+    with rasterio.open(vrt) as ds, rasterio.open(area["aerial_tif"]) as whole:
+        data, mask, truth = ds.read(), ds.read_masks(1), whole.read()
+    centre = (slice(256, 512), slice(256, 512))
+    assert (mask[centre] == 0).all() and (mask == 0).sum() == 256 * 256
+    np.testing.assert_array_equal(data[:, mask > 0], truth[:, mask > 0])  # lossless JPEG2000 too
+
+    shifted = tmp_path / "shifted.tif"
+    with rasterio.open(tif[0]) as ds:
+        profile, pixels = ds.profile, ds.read()
+    profile["transform"] = profile["transform"] * rasterio.Affine.translation(0.5, 0)
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(pixels)
+    with pytest.raises(MappingInputError, match=r"shifted.tif is not on the pixel grid"):
+        scan_tiles([tif[1], shifted])
+    coarse = cut_into_tiles(area["aerial_tif"], tmp_path / "coarse", TILE_M, "C", pixel_m=0.4)
+    with pytest.raises(MappingInputError, match=r"0.4 x 0.4 m pixels.*one pixel size"):
+        scan_tiles([tif[0], coarse[1]])
+
+
+def test_a_fourth_band_flagged_alpha_is_data(tmp_path):
+    """GDAL flags the 4th band of a 4-band GeoTIFF as alpha: NIR = 0 must not make pixels nodata."""
+    from raster_helpers import write_raster
+    from rasterio.windows import Window
+
+    from flairlc.mapping.inputs import AerialSource
+
+    data = np.full((4, 64, 64), 90, dtype=np.uint8)
+    data[3, :32] = 0  # water: no near infrared
+    path = write_raster(tmp_path / "rgbn.tif", data)
+    with rasterio.open(path) as ds:
+        assert ds.colorinterp[3] == rasterio.enums.ColorInterp.alpha  # GDAL's guess
+    with AerialSource(path, bands=("R", "G", "B", "NIR")) as source:
+        assert source.valid(Window(0, 0, 64, 64)).all()
+    data[:, 60:] = 0
+    with AerialSource(write_raster(tmp_path / "nodata.tif", data, nodata=0), bands=("R", "G", "B", "NIR")) as source:
+        valid = source.valid(Window(0, 0, 64, 64))
+    assert valid[:60].all() and not valid[60:].any()

@@ -455,6 +455,11 @@ def _map_area(args: argparse.Namespace) -> int:
     rate = f", {run['km2_per_hour']:.2f} km²/h" if run["km2_per_hour"] else ""
     print(f"tiles: {tiles['done']}/{tiles['total']} done, {tiles['failed']} failed, {tiles['pending']} pending; "
           f"this run: {run['tiles_computed']} tiles, {run['km2']:.3f} km²{rate}")
+    for what, cells in summary["missing_input_tiles"].items():
+        if cells:
+            print(f"{what} tiles missing inside the area (mapped as nodata): {len(cells)}, at "
+                  + "; ".join("({:.1f}, {:.1f}, {:.1f}, {:.1f})".format(*c) for c in cells[:5])
+                  + (" …" if len(cells) > 5 else ""))
     if summary["tiles_without_aerial_data"]:
         print(f"tiles without aerial data (nodata): {', '.join(summary['tiles_without_aerial_data'])}")
     for failure in summary["failures"]:

@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.windows
 from affine import Affine
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
@@ -133,6 +133,9 @@ class AerialSource:
         if src.crs is None:
             raise MappingInputError(f"aerial image {path} has no CRS: georeference it first")
         self.raster_bands = self._band_names(path, src.count)
+        # GDAL flags the 4th band of a 4-band RGB GeoTIFF as alpha, and would mask pixels whose
+        # NIR is 0. Every band here is data: only the nodata value (if any) marks nodata then.
+        self._alpha_is_data = ColorInterp.alpha in src.colorinterp
         if any(dt != "uint8" for dt in src.dtypes):
             raise MappingInputError(f"aerial image {path} has dtypes {src.dtypes}: expected uint8")
         if elevation_path is not None and "elevation" not in self.bands:
@@ -266,7 +269,13 @@ class AerialSource:
         missing) has none, or outside the part of the image that every input covers
         (:attr:`coverage`)."""
         spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
-        valid = self._src.read_masks(spectral, window=self._in_image(window)).any(axis=0)
+        if self._alpha_is_data:
+            nodata = self._src.nodata
+            shape = (int(window.height), int(window.width))
+            valid = (np.ones(shape, dtype=bool) if nodata is None
+                     else (self._src.read(spectral, window=self._in_image(window)) != nodata).any(axis=0))
+        else:
+            valid = self._src.read_masks(spectral, window=self._in_image(window)).any(axis=0)
         if self._elev_masked is not None and "elevation" in self.bands:
             valid &= self._elevation_valid(window)
         if self._cover_px is not None:

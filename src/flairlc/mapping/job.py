@@ -337,6 +337,14 @@ class MapJob:
             raise ValueError(f"shard {index}/{count}: the index must be in [0, {count})")
         return self.tasks[index::count]
 
+    def missing_input_tiles(self) -> dict[str, list[list[float]]]:
+        """Cells of the orthophoto and elevation tilings with no tile, inside the area
+        (left, bottom, right, top): mapped as nodata."""
+        missing = {"aerial": [list(g) for g in self.aerial.gaps()]}
+        if self.spec["elevation"]:
+            missing["elevation"] = [list(g) for g in scan_tiles(self.spec["elevation"], "elevation").gaps()]
+        return missing
+
     # --- the mosaic --------------------------------------------------------------------------
     def finish(self, engine: str = "local", wall_seconds: float | None = None,
                outcomes: Iterable[TileOutcome] = (), single_cog: str | Path | None = None) -> dict[str, Any]:
@@ -381,6 +389,7 @@ class MapJob:
                          "km2": km2_run, "seconds": wall_seconds,
                          "km2_per_hour": km2_run / wall_seconds * 3600 if wall_seconds else None,
                          "tile_seconds": sum(o.seconds for o in computed)},
+            "missing_input_tiles": self.missing_input_tiles(),
             "failures": [{"tile": name, "error": error} for name, error in sorted(failures.items())],
             "tiles_without_aerial_data": sorted(empty),
             "mosaic": str(self.mosaic_path) if done else None,

@@ -82,6 +82,33 @@ class Mosaic:
     count: int
     dtype: str
 
+    def gaps(self) -> list[tuple[float, float, float, float]]:
+        """The cells of the tiling that no tile covers, as (left, bottom, right, top), when the
+        tiles lie on a regular grid (the most common tile size, from the mosaic's corner): a tile
+        missing inside the area. Edge tiles may be smaller; cells are judged by their centre."""
+        from collections import Counter
+
+        sizes = Counter((round(t.bounds[2] - t.bounds[0], 6), round(t.bounds[3] - t.bounds[1], 6)) for t in self.tiles)
+        (width_m, height_m), _ = sizes.most_common(1)[0]
+        left, bottom, right, top = self.grid.bounds
+        # The tiling's origin: a full-size tile's corner, moved back to the mosaic's corner.
+        full = next(t for t in self.tiles
+                    if (round(t.bounds[2] - t.bounds[0], 6), round(t.bounds[3] - t.bounds[1], 6)) == (width_m, height_m))
+        x0 = full.bounds[0] - math.floor((full.bounds[0] - left) / width_m + 1e-9) * width_m
+        y0 = full.bounds[3] + math.floor((top - full.bounds[3]) / height_m + 1e-9) * height_m
+        gaps = []
+        y = y0
+        while y > bottom + 1e-6:
+            x = x0
+            while x < right - 1e-6:
+                cell = (max(x, left), max(y - height_m, bottom), min(x + width_m, right), min(y, top))
+                cx, cy = (cell[0] + cell[2]) / 2, (cell[1] + cell[3]) / 2
+                if not any(t.bounds[0] <= cx < t.bounds[2] and t.bounds[1] <= cy < t.bounds[3] for t in self.tiles):
+                    gaps.append(cell)
+                x += width_m
+            y -= height_m
+        return gaps
+
     def tiles_in(self, bounds: tuple[float, float, float, float]) -> list[RasterTile]:
         """The tiles that overlap ``bounds`` (left, bottom, right, top)."""
         left, bottom, right, top = bounds

@@ -158,7 +158,8 @@ def _write_year_rasters(
     paths = (folder / "aerial.tif", folder / "elevation.tif", folder / "truth.tif")
     with ExitStack() as stack:
         parts = [stack.enter_context(atomic_path(p)) for p in paths]
-        aerial = stack.enter_context(rasterio.open(parts[0], "w", count=4, dtype="uint8", **base))
+        # Four data bands: not RGB + alpha (GDAL's guess for 4 bands), or NIR = 0 would be nodata.
+        aerial = stack.enter_context(rasterio.open(parts[0], "w", count=4, dtype="uint8", photometric="minisblack", **base))
         elevation = stack.enter_context(rasterio.open(parts[1], "w", count=1, dtype="uint8", **base))
         truth = stack.enter_context(rasterio.open(parts[2], "w", count=1, dtype="uint8", **base))
         truth.write_colormap(1, colormap("baseline"))

@@ -73,7 +73,10 @@ def cut_into_tiles(
                 if width < 1 or height < 1:
                     continue
                 window = from_bounds(x_lo, y_lo, x_hi, y_hi, src.transform)
-                data = src.read(window=window, out_shape=(src.count, height, width), resampling=Resampling.average)
+                if abs(pixel_m - src.transform.a) < 1e-9:
+                    data = src.read(window=window)  # the pixels themselves (no mask applied)
+                else:
+                    data = src.read(window=window, out_shape=(src.count, height, width), resampling=Resampling.average)
                 path = out_dir / f"{prefix}_{x0:.0f}_{y0:.0f}{suffix}"
                 profile = {"driver": driver, "width": width, "height": height, "count": src.count,
                            "dtype": src.dtypes[0], "crs": src.crs,
