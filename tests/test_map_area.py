@@ -94,6 +94,15 @@ def test_tiled_job_equals_one_map_of_the_area(area, local_job, tmp_path, one_tor
     assert summary["area_km2"]["done"] == pytest.approx(SIZE_PX**2 * 0.04 / 1e6)
     with rasterio.open(local_job.mosaic_path) as ds:
         assert ds.colormap(1)[0][:3] != (0, 0, 0) and "FLAIRLC_CLASSES" in ds.tags()
+    # One COG for those who want one file; `change` reads the mosaic like any map.
+    from flairlc.mapping import compute_change
+
+    cog = local_job.finish(single_cog=tmp_path / "area.tif")["single_cog"]
+    with rasterio.open(cog) as ds:
+        assert ds.overviews(1) and ds.colormap(1) == rasterio.open(local_job.mosaic_path).colormap(1)
+    np.testing.assert_array_equal(_read(Path(cog)), mosaic)
+    change = compute_change(local_job.mosaic_path, one, tmp_path / "change.tif")
+    assert change.summary()["changed_ha"] == 0 and change.summary()["compared_ha"] == pytest.approx(SIZE_PX**2 * 0.04 / 1e4)
 
 
 def test_ray_two_workers_equal_one_process_and_survive_a_killed_worker(area, local_job, tmp_path):
