@@ -48,3 +48,9 @@ def test_float_inputs_are_divided_once_in_float32(mode: str) -> None:
     out = scaler(x)
     assert out.dtype == torch.float32 and torch.equal(out, expected)
     assert out.data_ptr() != x.data_ptr()  # the input is left as it was
+
+
+def test_float_inputs_keep_their_gradient() -> None:
+    x = torch.rand(2, 10, 4, 4, requires_grad=True)
+    InputScaler("unit", 10, UINT16_MAX)(x).sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 1 / UINT16_MAX))

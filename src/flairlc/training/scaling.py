@@ -89,8 +89,9 @@ class InputScaler(nn.Module):
             return out
         if self.mode != "standardize" or x.device.type == "mps":  # (no float64 on mps)
             x = x.float()
-            out = _empty_float32(x.shape) if x.device.type == "cpu" else torch.empty_like(x)
-            torch.sub(x, self.offset.float(), out=out)
+            if x.device.type != "cpu" or x.requires_grad:  # (no out= under autograd)
+                return (x - self.offset.float()) / self.scale.float()
+            out = torch.sub(x, self.offset.float(), out=_empty_float32(x.shape))
             return out.div_(self.scale.float())
         return ((x.double() - self.offset) / self.scale).float()
 
@@ -109,8 +110,8 @@ class InputScaler(nn.Module):
             for c in range(channels):
                 for start in range(0, height * width, LOOKUP_CHUNK):
                     chunk = slice(start, start + LOOKUP_CHUNK)
-                    # mode="clip" only lets np.take write into `out` unbuffered: uint8 values are
-                    # all within the 256 rows of the table.
+                    # mode="clip" lets np.take write straight into `out` ("raise" buffers it);
+                    # uint8 values all fall within the table's 256 rows, so nothing is clipped.
                     np.take(table[c], src[n, c, chunk], out=dst[n, c, chunk], mode="clip")
         return out.view(x.shape)
 
