@@ -31,10 +31,12 @@ MAX_BLOCKS_INSPECTED = 4096
 
 _READ_ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError, IndexError)
 #: GDAL settings for reading a patch's pixels: no listing of its folder for side-car files
-#: (.aux.xml, .ovr, .msk: they change neither the full-resolution pixels nor the band count), and
-#: the CRS taken from the GeoTIFF keys rather than looked up in PROJ's database (readers do not
-#: use it). Together about 0.3 ms less per file opened.
-_READ_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GTIFF_SRS_SOURCE": "GEOKEYS"}
+#: (.aux.xml, .ovr, .msk: they change neither the full-resolution pixels nor the band count).
+_READ_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+#: GDAL open options of the same reads: no georeferencing read (CRS and transform, which readers do
+#: not use; building the CRS queries PROJ's database). With :data:`_READ_ENV`, a GeoTIFF opens in
+#: 0.17 ms instead of 0.53 ms.
+_READ_OPEN_OPTIONS = {"GEOREF_SOURCES": "NONE"}
 
 
 def read_aerial(
@@ -145,7 +147,7 @@ def _read(path: str | Path, bands: tuple[int, ...] | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.Env(**_READ_ENV), rasterio.open(path) as dataset:
+            with rasterio.Env(**_READ_ENV), rasterio.open(path, **_READ_OPEN_OPTIONS) as dataset:
                 try:
                     return dataset.read(list(bands) if bands else None)
                 except _READ_ERRORS:
