@@ -39,15 +39,16 @@ def _tile_task(root: str, name: str, device: str, threads: int) -> TileOutcome:
     return map_tile(job, job.task(name), predictor, device)
 
 
-_JOBS: dict[str, MapJob] = {}
+_JOBS: dict[tuple[str, int], MapJob] = {}
 
 
 def _open_job(root: str) -> MapJob:
-    """The job in ``root``, opened once per worker process."""
-    if root not in _JOBS:
+    """The job in ``root``, opened once per worker process (again if its job.json changed)."""
+    key = (root, os.stat(os.path.join(root, "job.json")).st_mtime_ns)
+    if key not in _JOBS:
         _JOBS.clear()
-        _JOBS[root] = MapJob.open(root)
-    return _JOBS[root]
+        _JOBS[key] = MapJob.open(root)
+    return _JOBS[key]
 
 
 def run_ray(
