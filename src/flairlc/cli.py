@@ -198,6 +198,9 @@ def _add_map_options(parser: argparse.ArgumentParser) -> None:
              "what is covered (nodata elsewhere). No overlap at all is always an error",
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="onnx: run an aerial U-Net in ONNX Runtime, about 2x faster on CPUs (pip install "
+                             "'flairlc[onnx]'); default torch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,6 +403,12 @@ def _map(args: argparse.Namespace) -> int:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     predictor = load_task(args.checkpoint, map_location=device)
+    if args.runtime != "torch":
+        from flairlc.mapping.runtime import with_runtime
+
+        if device != "cpu":
+            raise ValueError(f"--runtime {args.runtime} runs on the CPU: drop --device {device}")
+        predictor = with_runtime(predictor, args.runtime)
     predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
     if args.vector and rank == 0:
         check_writable(args.vector, "GeoPackage output")  # before hours of inference, not after
@@ -428,7 +437,7 @@ def _map_area(args: argparse.Namespace) -> int:
     options = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size,
                "max_window": args.max_window, "precision": args.precision, "aerial_bands": args.aerial_bands,
                "resolution_policy": args.resolution_policy, "coverage_policy": args.coverage_policy,
-               "probabilities": args.probabilities}
+               "probabilities": args.probabilities, "runtime": args.runtime}
     aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
     elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,

@@ -35,7 +35,7 @@ def _tile_task(root: str, name: str, device: str, threads: int) -> TileOutcome:
     job = _open_job(root)
     if device == "cuda" and not torch.cuda.is_available():
         device = "cpu"
-    predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"])
+    predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"], job.spec["map"]["runtime"])
     return map_tile(job, job.task(name), predictor, device)
 
 
@@ -95,7 +95,7 @@ def run_ray(
             kwargs["address"] = address
         ray.init(**{**kwargs, **(init_kwargs or {})})
         started = True
-    device = "cuda" if gpus_per_tile > 0 else "cpu"
+    device = "cuda" if gpus_per_tile > 0 and job.spec["map"]["runtime"] == "torch" else "cpu"
     threads = max(1, int(round(cpus_per_tile)))
     remote = ray.remote(num_cpus=cpus_per_tile, num_gpus=gpus_per_tile, max_retries=retries,
                         retry_exceptions=True)(_tile_task)

@@ -67,7 +67,7 @@ JOB_FORMAT = 1
 MAP_OPTIONS: dict[str, Any] = {
     "window": None, "overlap": 128, "batch_size": 4, "max_window": 1024, "precision": "32",
     "aerial_bands": None, "resolution_policy": "resample", "coverage_policy": "error",
-    "probabilities": False,
+    "probabilities": False, "runtime": "torch",
 }
 
 
@@ -505,14 +505,17 @@ def _job_grid(aerial: Grid, zone_geometry) -> Grid:
 _PREDICTORS: dict[tuple[str, str, str], Any] = {}
 
 
-def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | None = None) -> Any:
-    """The model of ``checkpoint`` on ``device``, loaded once per process (tile tasks reuse it)."""
+def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | None = None,
+                   runtime: str = "torch") -> Any:
+    """The model of ``checkpoint`` on ``device``, loaded once per process (tile tasks reuse it);
+    with ``runtime="onnx"`` its network runs in ONNX Runtime (:mod:`flairlc.mapping.runtime`)."""
+    from flairlc.mapping.runtime import with_runtime
     from flairlc.training.checkpoint import load_task
 
-    key = (str(checkpoint), device, sha256 or "")
+    key = (str(checkpoint), device, sha256 or "", runtime)
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        _PREDICTORS[key] = load_task(checkpoint, map_location=device)
+        _PREDICTORS[key] = with_runtime(load_task(checkpoint, map_location=device), runtime)
     return _PREDICTORS[key]
 
 
@@ -715,7 +718,8 @@ def run_local(
                 accounting.add(TileOutcome(task.name, "skipped"))
                 continue
             if predictor is None:
-                predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"])
+                predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"],
+                                           job.spec["map"]["runtime"])
             for attempt in range(1, retries + 2):
                 try:
                     accounting.add(tile_function(job, task, predictor, device))

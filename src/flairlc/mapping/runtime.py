@@ -1,0 +1,87 @@
+"""Running an aerial model with ONNX Runtime instead of PyTorch, for mapping on CPUs.
+
+ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net about twice as fast as PyTorch on the CPUs
+measured (``benchmarks/RESULTS.md``). :class:`OnnxPredictor` wraps a trained
+:class:`~flairlc.training.SegmentationTask`: the input scaling, the band selection, the inactive
+classes and the softmax stay in PyTorch, exactly as the task does them; only the network runs in
+ONNX Runtime, exported once (``torch.onnx.export``, dynamic batch and window size). Its
+probabilities equal the task's to float rounding (``tests/test_map_area.py`` checks the maps).
+
+    flairlc map --runtime onnx ...          (pip install "flairlc[onnx]")
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: The runtimes ``map`` and ``map-area`` offer.
+RUNTIMES = ("torch", "onnx")
+
+
+class OnnxPredictor:
+    """A :class:`~flairlc.mapping.predictor.Predictor` whose network runs in ONNX Runtime.
+
+    Args:
+        task: the trained task (an aerial-only U-Net without metadata).
+        threads: ONNX Runtime's intra-op threads (default: torch's thread count).
+        path: where to write the exported network (default a temporary file, removed with the
+            predictor).
+
+    Raises:
+        ValueError: a model that reads Sentinel-2 or metadata (only its network is exported).
+        RuntimeError: ONNX Runtime is not installed.
+    """
+
+    def __init__(self, task: Any, threads: int | None = None, path: str | Path | None = None) -> None:
+        hparams = task.hparams
+        if hparams.get("model", "unet") != "unet" or hparams.get("use_metadata", False):
+            raise ValueError("--runtime onnx runs aerial-only U-Nets without metadata; "
+                             f"this model is {hparams.get('model')!r}"
+                             + (" with metadata" if hparams.get("use_metadata") else ""))
+        try:
+            import onnxruntime
+        except ImportError:
+            raise RuntimeError('--runtime onnx needs ONNX Runtime: pip install "flairlc[onnx]"') from None
+        self.task = task.eval()
+        self._directory = None
+        if path is None:
+            self._directory = tempfile.TemporaryDirectory(prefix="flairlc-onnx-")
+            path = Path(self._directory.name) / "network.onnx"
+        self.path = Path(path)
+        example = torch.zeros((1, len(task.bands), 64, 64))
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(task.net, (example,), str(self.path), input_names=["aerial"], output_names=["logits"],
+                              dynamic_axes={"aerial": {0: "batch", 2: "height", 3: "width"},
+                                            "logits": {0: "batch", 2: "height", 3: "width"}},
+                              opset_version=17, dynamo=False)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def __getattr__(self, name: str) -> Any:
+        # num_classes, bands, nomenclature, uses_sentinel, reference_date…: the task's.
+        if name in ("task", "session", "path", "_directory"):
+            raise AttributeError(name)
+        return getattr(self.task, name)
+
+    def use_channels_last(self, enabled: bool = True) -> None:
+        """No-op: ONNX Runtime picks its own layouts."""
+
+    @torch.inference_mode()
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Probabilities ``(B, K, H, W)`` of raw batches, as :meth:`SegmentationTask.predict_proba`."""
+        aerial = self.task.aerial_scaler(self.task.select_bands(batch["aerial"].cpu())).float().contiguous()
+        (logits,) = self.session.run(None, {"aerial": aerial.numpy()})
+        return self.task.predictable(torch.from_numpy(logits)).float().softmax(dim=1)
+
+
+def with_runtime(task: Any, runtime: str, threads: int | None = None) -> Any:
+    """``task`` itself for ``"torch"``, else wrapped in :class:`OnnxPredictor` (``"onnx"``)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    return task if runtime == "torch" else OnnxPredictor(task, threads)
