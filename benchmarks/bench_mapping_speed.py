@@ -9,7 +9,8 @@ elevation, 0.2 m):
   GeoTIFF;
 - ``flairlc`` variants: :func:`flairlc.mapping.map_raster` with the given window, overlap and
   memory format (``W/O`` in the variant name, ``auto`` for the default window of
-  :func:`flairlc.mapping.blending.fit_window`, ``-cl`` for channels-last, ``-nocl`` without).
+  :func:`flairlc.mapping.blending.fit_window`, ``-cl`` for channels-last, ``-nocl`` without,
+  ``-onnx`` for the network in ONNX Runtime: :class:`flairlc.mapping.runtime.OnnxPredictor`).
 
 Each map is compared with a single pass of the network over the whole raster (the map with no
 tiling at all): the agreement is the share of pixels with the same class. The model is the
@@ -97,6 +98,20 @@ def single_pass(task, aerial: Path) -> np.ndarray:
     return logits[0, :, :h, :w].argmax(0).to(torch.uint8).numpy()
 
 
+_ONNX: dict[int, object] = {}
+
+
+def _onnx(task):
+    """The task's network in ONNX Runtime, exported once per run."""
+    from flairlc.mapping.runtime import OnnxPredictor
+
+    if id(task) not in _ONNX:
+        start = time.perf_counter()
+        _ONNX[id(task)] = OnnxPredictor(task.to(memory_format=torch.contiguous_format))
+        print(f"ONNX export: {time.perf_counter() - start:.1f} s (once per run, not in the times)")
+    return _ONNX[id(task)]
+
+
 def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> tuple[float, np.ndarray]:
     """Seconds and class map of one variant."""
     out = work / f"{name.replace('/', '_')}.tif"
@@ -109,7 +124,11 @@ def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> t
     window = None if window_text == "auto" else int(window_text)
     overlap = int(overlap_text)
     channels_last = name.endswith("-cl")
-    result = map_raster(task, aerial, out, window=window, overlap=overlap, batch_size=batch_size,
+    predictor = task
+    if name.endswith("-onnx"):
+        predictor = _onnx(task)
+        start = time.perf_counter()  # the export (once per run, printed) is not counted
+    result = map_raster(predictor, aerial, out, window=window, overlap=overlap, batch_size=batch_size,
                         progress=False, channels_last=channels_last)
     seconds = time.perf_counter() - start
     with rasterio.open(result.map_path) as ds:
