@@ -8,6 +8,10 @@ with two models, untrained (speed does not depend on the weights):
 * ``small``: a ResNet18 U-Net of depth 3 with a narrow decoder, so that the job's own costs
   (VRT reads, tile cuts, COG writes, Ray's scheduling) weigh more.
 
+Engines: ``map`` (one ``map_raster`` over the whole mosaic with the job's windows: what the
+tiling costs), ``local`` (the job's tiles in this process), ``ray-1``/``ray-2`` (Ray started
+here with 1 or 2 workers of 1 thread).
+
 Each configuration runs ``--repeats`` times in alternation from an empty job folder; reported: the
 median wall time of the whole job (Ray's start included) and km²/h, and the ratio against the
 local engine measured in the same run. ``--engines`` picks what to run.
@@ -33,7 +37,7 @@ MODELS = {
     "small": {"encoder_name": "resnet18", "encoder_weights": None, "encoder_depth": 3,
               "decoder_channels": [32, 16, 8]},
 }
-ENGINES = ("local", "ray-1", "ray-2")
+ENGINES = ("map", "local", "ray-1", "ray-2")
 
 
 def _make_area(root: Path, size: int, ortho_tile_m: float) -> dict[str, Path]:
@@ -60,20 +64,37 @@ def _checkpoint(root: Path, name: str) -> Path:
     return path
 
 
-def _run(engine: str, checkpoint: Path, area: dict[str, Path], out: Path, tile_px: int, threads: int) -> dict:
+def _run(engine: str, checkpoint: Path, area: dict[str, Path], out: Path, tile_px: int, threads: int,
+         device: str = "cpu", precision: str = "32") -> dict:
     from flairlc.mapping.job import MapJob, run_local
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    job = MapJob.create(out, checkpoint, area["ortho"], elevation=area["elevation"], tile_px=tile_px)
+    job = MapJob.create(out, checkpoint, area["ortho"], elevation=area["elevation"], tile_px=tile_px,
+                        precision=precision)
+    if engine == "map":  # one map_raster over the whole mosaic, same windows: the tiling's cost
+        import torch
+
+        from flairlc.mapping import map_raster
+        from flairlc.mapping.job import load_predictor
+
+        torch.set_num_threads(threads)
+        options = job.spec["map"]
+        map_raster(load_predictor(checkpoint, device), job.aerial_vrt, out / "one.tif", elevation_path=job.elevation_vrt,
+                   window=options["window"], overlap=options["overlap"], progress=False, device=device,
+                   precision=precision)
+        seconds = time.perf_counter() - t0
+        km2 = job.grid.width * job.grid.height * job.pixel_km2
+        return {"seconds": seconds, "km2": km2, "km2_per_hour": km2 / seconds * 3600, "tiles": 1, "tile_seconds": seconds}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if engine == "local":
-            result = run_local(job, progress=False, threads=threads)
+            result = run_local(job, progress=False, threads=threads, device=device)
         else:
             from flairlc.mapping.distributed import run_ray
 
-            result = run_ray(job, workers=int(engine.split("-")[1]), cpus_per_tile=1, progress=False)
+            result = run_ray(job, workers=int(engine.split("-")[1]), cpus_per_tile=1, progress=False,
+                             gpus_per_tile=1.0 if device == "cuda" else 0.0)
     summary = job.finish(engine, result.seconds, result.outcomes)
     seconds = time.perf_counter() - t0
     assert summary["tiles"]["failed"] == 0, summary["failures"]
@@ -91,6 +112,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the local engine")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (Ray: one GPU per tile task)")
+    parser.add_argument("--precision", choices=("32", "bf16"), default="32")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -103,15 +126,16 @@ def main() -> None:
             for _ in range(args.repeats):
                 for engine in args.engines:
                     runs.setdefault((name, engine), []).append(
-                        _run(engine, checkpoint, area, root / "job", args.tile_px, args.threads))
+                        _run(engine, checkpoint, area, root / "job", args.tile_px, args.threads, args.device,
+                             args.precision))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; territory "
           f"{args.size}² px ({args.size**2 * 0.04 / 1e6:.3f} km²), output tiles {args.tile_px} px, "
           f"median of {args.repeats}; local engine with {args.threads} torch threads, Ray 1 thread per worker")
-    print("| model | engine | tiles | wall s (median) | km²/h | vs local |")
+    print(f"| model | engine | tiles | wall s (median) | km²/h | vs {args.engines[0]} |")
     print("|---|---|---|---|---|---|")
     results = []
     for name in args.models:
-        base = statistics.median(r["seconds"] for r in runs.get((name, "local"), [{"seconds": float("nan")}]))
+        base = statistics.median(r["seconds"] for r in runs.get((name, args.engines[0]), [{"seconds": float("nan")}]))
         for engine in args.engines:
             rs = runs[(name, engine)]
             seconds = statistics.median(r["seconds"] for r in rs)

@@ -58,8 +58,10 @@ from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable_dir, write_json
 from flairlc.training.finetune import file_sha256
 
-#: Default side of an output tile, pixels (1 km at 0.2 m).
-DEFAULT_TILE_PX = 5000
+#: Default side of an output tile, pixels (2 km at 0.2 m). The windows that straddle a tile's edge
+#: are predicted by both tiles: about ``(1 + stride / tile_px)²`` passes for one of a single map
+#: (1.19 with 1 024 px windows, 1.4 at 5 000 px, 2.1 at 2 048 px; ``benchmarks/RESULTS.md``).
+DEFAULT_TILE_PX = 10000
 #: Version of the job folder layout.
 JOB_FORMAT = 1
 
@@ -195,7 +197,7 @@ class MapJob:
             sentinel: Sentinel-2 series folder, for models that read it.
             zone: polygons (GeoPackage, shapefile…) to map: tiles outside are left out, pixels
                 outside are nodata.
-            tile_px: output tile side, pixels.
+            tile_px: output tile side, pixels (see :data:`DEFAULT_TILE_PX` for its cost).
             map_options: :data:`MAP_OPTIONS` passed to :func:`~flairlc.mapping.map_raster`; the
                 window side is decided once for the area (``window``, else as ``map`` decides
                 it for one raster of the area: :func:`~flairlc.mapping.blending.fit_window` up
