@@ -294,6 +294,17 @@ def test_bad_inputs_are_refused_before_any_tile(area, tmp_path):
                       **WINDOW)
     with pytest.raises(MappingInputError, match="does not exist"):
         MapJob.create(tmp_path / "d", area["checkpoint"], tmp_path / "nowhere", tile_px=256)
+    # A U-T&T without its Sentinel-2 series, or with a folder that holds none.
+    from flairlc.training.checkpoint import save_task
+    from flairlc.training.task import SegmentationTask
+
+    utt = save_task(SegmentationTask(model="utt"), tmp_path / "utt.ckpt")
+    with pytest.raises(MappingInputError, match="uses Sentinel-2"):
+        MapJob.create(tmp_path / "e", utt, area["ortho"], elevation=area["elevation"], tile_px=256)
+    with pytest.raises(MappingInputError, match="Sentinel-2 folder .* holds no"):
+        MapJob.create(tmp_path / "e", utt, area["ortho"], elevation=area["elevation"], sentinel=area["ortho"].parent,
+                      tile_px=256)
+    assert not (tmp_path / "e" / "job.json").exists()
 
 
 def test_mosaic_of_jpeg2000_and_geotiff_tiles(area, tmp_path):

@@ -447,21 +447,25 @@ def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
 
 def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], sentinel) -> None:
     """Before any tile: the mosaics hold the bands the model reads, at a usable resolution, and the
-    elevation covers the aerial tiles (as ``map`` checks one raster)."""
-    from flairlc.mapping.inputs import AerialSource
+    elevation and the Sentinel-2 series cover the aerial tiles (as ``map`` checks one raster)."""
+    from flairlc.mapping.inputs import AerialSource, SentinelSeries
     from flairlc.training.finetune import checkpoint_inputs
     from flairlc.training.task import MODEL_INPUTS
 
     model = hparams.get("model", "unet")
     if "sentinel" in MODEL_INPUTS.get(model, ()) and sentinel is None:
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
-    if "aerial" not in MODEL_INPUTS.get(model, ("aerial",)):
-        return
+    reads_aerial = "aerial" in MODEL_INPUTS.get(model, ("aerial",))
     elevation = root / "inputs" / "elevation.vrt"
-    with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() else None,
+    with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() and reads_aerial else None,
                       options["resolution_policy"], coverage_policy=options["coverage_policy"],
-                      bands=checkpoint_inputs(hparams)["bands"], raster_bands=options["aerial_bands"]):
-        pass
+                      bands=checkpoint_inputs(hparams)["bands"] if reads_aerial else ("R",),
+                      raster_bands=options["aerial_bands"]) as source:
+        if sentinel is not None and "sentinel" in MODEL_INPUTS.get(model, ()):
+            reference = datetime.date.fromisoformat(str(hparams.get("reference_date", "2021-05-15")))
+            SentinelSeries(sentinel, source.crs, reference, aerial=source.extent, aerial_path=source.aerial_path,
+                           coverage_policy=options["coverage_policy"], resolution_policy=options["resolution_policy"],
+                           need_masks=bool(hparams.get("filter_clouds", False))).close()
 
 
 def _default_window(hparams: dict[str, Any], grid: Grid, options: dict[str, Any]) -> int:
