@@ -453,13 +453,20 @@ def _map_area(args: argparse.Namespace) -> int:
           + (f"; shard {shard[0]}/{shard[1]}" if shard else ""))
     result = None
     if not args.finish_only:
-        if args.engine == "ray":
-            from flairlc.mapping.distributed import run_ray
+        try:
+            if args.engine == "ray":
+                from flairlc.mapping.distributed import run_ray
 
-            result = run_ray(job, address=args.ray_address, workers=args.workers, cpus_per_tile=args.cpus_per_tile,
-                             gpus_per_tile=args.gpus_per_tile, retries=args.retries)
-        else:
-            result = run_local(job, device=args.device, shard=shard, retries=args.retries, threads=args.threads)
+                result = run_ray(job, address=args.ray_address, workers=args.workers,
+                                 cpus_per_tile=args.cpus_per_tile, gpus_per_tile=args.gpus_per_tile,
+                                 retries=args.retries)
+            else:
+                result = run_local(job, device=args.device, shard=shard, retries=args.retries, threads=args.threads)
+        except KeyboardInterrupt:
+            done = len(job.tasks) - len(job.pending())
+            print(f"\nflairlc map-area: interrupted with {done}/{len(job.tasks)} tiles done: rerun the same "
+                  "command to go on (finished tiles are kept, the interrupted one resumes)", file=sys.stderr)
+            return 130
     summary = job.finish(args.engine, result.seconds if result else None, result.outcomes if result else (),
                          single_cog=args.single_cog)
     tiles, run = summary["tiles"], summary["this_run"]
