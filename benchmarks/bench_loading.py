@@ -212,9 +212,13 @@ def make_loader(kind: str, root: Path, patches: int, kwargs: dict) -> Any:
     return ScaledDataset(dataset) if kind == "flairlc scaled" else dataset
 
 
-def _serve(conn: Connection, kind: str, root: Path, patches: int, kwargs: dict) -> None:
+def _serve(conn: Connection, kind: str, root: Path, patches: int, kwargs: dict, keep_memory: bool = False) -> None:
     """A worker process: one loader, warmed up, then one timed pass per request."""
     torch.set_num_threads(1)
+    if keep_memory:
+        from flairlc.data.memory import keep_freed_memory
+
+        keep_freed_memory()
     loader = make_loader(kind, root, patches, kwargs)
     time_dataset(loader, 0)
     conn.send(len(loader))
@@ -225,10 +229,10 @@ def _serve(conn: Connection, kind: str, root: Path, patches: int, kwargs: dict) 
 class Worker:
     """A spawned process holding one loader; :meth:`run` times one pass over it."""
 
-    def __init__(self, kind: str, root: Path, patches: int, kwargs: dict) -> None:
+    def __init__(self, kind: str, root: Path, patches: int, kwargs: dict, keep_memory: bool = False) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, kind, root, patches, kwargs))
+        self.process = context.Process(target=_serve, args=(child, kind, root, patches, kwargs, keep_memory))
         self.process.start()
         self.size = self.conn.recv()
 
@@ -251,6 +255,9 @@ def main() -> None:
                              f"(default {MIN_SUPER_AREA_PX}; FLAIR's are of the order of 100-250)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--root", type=Path, help="an existing FLAIR root instead of a synthetic one")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="every loading process keeps freed memory (flairlc.data.memory.keep_freed_memory, "
+                             "as flairlc's DataLoader workers do), the reference's too")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
@@ -269,7 +276,7 @@ def main() -> None:
         print("| sample | samples/s | ms per sample |")
         print("|---|---:|---:|")
         for name, kwargs in CONFIGS.items():
-            worker = Worker("flairlc", root, args.patches, kwargs)
+            worker = Worker("flairlc", root, args.patches, kwargs, args.keep_freed_memory)
             seconds = statistics.median(worker.run()[0] for _ in range(args.repeats))
             worker.close()
             print(f"| {name} | {1 / seconds:.0f} | {1000 * seconds:.2f} |")
@@ -283,7 +290,8 @@ def main() -> None:
             ("full multimodal sample", full, {}),
             ("+ cloud filter + monthly average", filtered, dict(filter_clouds=True, average_monthly=True)),
         ):
-            workers = Worker("flairlc scaled", root, args.patches, kwargs), Worker("reference", root, args.patches, reference)
+            workers = (Worker("flairlc scaled", root, args.patches, kwargs, args.keep_freed_memory),
+                       Worker("reference", root, args.patches, reference, args.keep_freed_memory))
             ours, theirs = [], []
             for _ in range(args.repeats):
                 ours.append(workers[0].run())

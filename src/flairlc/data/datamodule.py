@@ -20,6 +20,7 @@ from flairlc.data.collate import collate_flair
 from flairlc.data.dataset import FlairDataset
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import discover_patches, find_trees
+from flairlc.data.memory import loading_worker_init
 from flairlc.data.sentinel import get_profile
 
 #: From this many patches, the file validation at setup shows a progress bar (about 1 ms a file).
@@ -192,6 +193,8 @@ class FlairDataModule(L.LightningDataModule):
             pin_memory=self.hparams["pin_memory"],
             persistent_workers=workers > 0,
             drop_last=False,
+            # Workers keep freed memory: a sample's 15 MiB of fresh pages cost 5-6 ms otherwise.
+            worker_init_fn=loading_worker_init if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
