@@ -117,13 +117,16 @@ class Mosaic:
 
 
 def tile_paths(inputs: str | Path | Sequence[str | Path], what: str) -> list[Path]:
-    """The raster files of ``inputs``: a folder (its ``*.tif``, ``*.tiff``, ``*.jp2``, ``*.vrt``,
-    sorted), one file, or a list of files."""
+    """The raster files of ``inputs``: a folder (its ``*.tif``, ``*.tiff``, ``*.jp2``, sorted; its
+    ``*.vrt`` only when it holds nothing else), one file, or a list of files."""
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     paths: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in TILE_SUFFIXES and p.is_file())
+            if any(p.suffix.lower() != ".vrt" for p in found):
+                # A mosaic VRT kept beside its tiles would cover them all: the tiles are read.
+                found = [p for p in found if p.suffix.lower() != ".vrt"]
             if not found:
                 raise MappingInputError(f"{what} folder {item} holds no raster tile ({', '.join(TILE_SUFFIXES)})")
             paths += found
