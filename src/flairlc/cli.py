@@ -483,6 +483,9 @@ def _map_area(args: argparse.Namespace) -> int:
     for failure in summary["failures"]:
         print(f"failed: tile {failure['tile']}: {failure['error']}", file=sys.stderr)
     print(f"mosaic: {summary['mosaic']}; summary: {job.summary_path}")
+    if args.single_cog:
+        print(f"single COG: {summary['single_cog']}" if "single_cog" in summary else
+              f"single COG {args.single_cog} not written: {tiles['total'] - tiles['done']} tile(s) not done yet")
     if summary["failures"]:
         print(f"flairlc map-area: {tiles['failed']} tile(s) failed (details in {job.root / 'failures'}): "
               "rerun the same command to retry them", file=sys.stderr)
