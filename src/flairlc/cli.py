@@ -334,7 +334,8 @@ def _synth_territory(args: argparse.Namespace) -> int:
             print(f"  {y.year} tiles: {len(ortho)} orthophoto tiles in {ortho[0].parent}, "
                   f"{len(elevation)} elevation tiles in {elevation[0].parent}")
         print(f"next: flairlc map-area --checkpoint CKPT --aerial {last.aerial.parent / 'ortho_tiles'} "
-              f"--elevation {last.elevation.parent / 'elevation_tiles'} --zone {zones} --out job_{last.year}")
+              f"--elevation {last.elevation.parent / 'elevation_tiles'} --sentinel {last.sentinel} --zone {zones} "
+              f"--out job_{last.year}")
     return 0
 
 
