@@ -175,18 +175,27 @@ class _WorkFiles:
 
     def create(self, grid: dict[str, Any], num_classes: int, nomen: nomenclature.Nomenclature | None) -> None:
         with rasterio.open(self.classes, "w", **working_profile(grid, 1, "uint8", nomenclature.NODATA_VALUE)) as ds:
-            if nomen is not None:
-                ds.write_colormap(1, nomen.colormap())
-                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
-            ds.update_tags(FLAIRLC_NUM_CLASSES=str(num_classes))
+            describe_class_map(ds, num_classes, nomen)
         if self.proba is not None:
             with rasterio.open(self.proba, "w", **working_profile(grid, num_classes, "uint8", None)) as ds:
-                if nomen is not None:
-                    for k, name in enumerate(nomen.names):
-                        ds.set_band_description(k + 1, name)
+                describe_class_map(ds, num_classes, nomen)
 
     def save_done(self, params: dict[str, Any], done: set[str], complete: bool) -> None:
         write_json(self.sidecar, {"params": params, "done": sorted(done), "complete": complete}, indent=1)
+
+
+def describe_class_map(ds: Any, num_classes: int, nomen: nomenclature.Nomenclature | None) -> None:
+    """What a map file carries: for a class map (1 band), the colour table and the
+    nomenclature tags; for probabilities (``num_classes`` bands), the class names as band
+    descriptions; for both, ``FLAIRLC_NUM_CLASSES``."""
+    if nomen is not None and ds.count == 1:
+        ds.write_colormap(1, nomen.colormap())
+        ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
+    elif nomen is not None:
+        for k, name in enumerate(nomen.names):
+            ds.set_band_description(k + 1, name)
+    if ds.count == 1:
+        ds.update_tags(FLAIRLC_NUM_CLASSES=str(num_classes))
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:

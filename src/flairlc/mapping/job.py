@@ -117,6 +117,8 @@ class MapJob:
         root: the job folder.
         spec: what decides the map (inputs, checkpoint and its SHA-256, tiling, map options).
         grid: the job's pixel grid (the aerial mosaic's, clipped to the zone's bounding box).
+        aerial: the orthophoto tiles (:class:`~flairlc.mapping.mosaic.Mosaic`).
+        zone_geometry: the zone's polygons as one shapely geometry in the grid's CRS, or None.
         tasks: the output tiles, in row-major order.
     """
 
@@ -124,6 +126,7 @@ class MapJob:
     spec: dict[str, Any]
     grid: Grid
     aerial: Mosaic
+    zone_geometry: Any = None
     tasks: list[TileTask] = field(default_factory=list)
 
     # --- paths -------------------------------------------------------------------------------
@@ -266,8 +269,8 @@ class MapJob:
         _check_inputs(root, hparams, options, sentinel)
         if not spec_path.exists():
             write_json(spec_path, spec, indent=1)
-        job = cls(root, spec, grid, aerial_mosaic)
-        job.tasks = job._plan(zone_geometry)
+        job = cls(root, spec, grid, aerial_mosaic, zone_geometry)
+        job.tasks = job._plan()
         return job
 
     @classmethod
@@ -280,11 +283,11 @@ class MapJob:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
         aerial = scan_tiles(spec["aerial"], "aerial")
         zone_geometry = _zone_geometry(Path(spec["zone"]), aerial.grid.crs) if spec["zone"] else None
-        job = cls(root, spec, _job_grid(aerial.grid, zone_geometry), aerial)
-        job.tasks = job._plan(zone_geometry)
+        job = cls(root, spec, _job_grid(aerial.grid, zone_geometry), aerial, zone_geometry)
+        job.tasks = job._plan()
         return job
 
-    def _plan(self, zone_geometry) -> list[TileTask]:
+    def _plan(self) -> list[TileTask]:
         """The output tiles: cells of ``tile_px`` anchored at multiples of the tile side in the CRS,
         clipped to the grid, minus those outside the zone; each with its context (the area's
         windows that reach into it)."""
@@ -310,7 +313,7 @@ class MapJob:
                 c1, r1 = min(col + tile, g.width), min(row + tile, g.height)
                 x0, y0 = g.transform @ (c0, r0)
                 x1, y1 = g.transform @ (c1, r1)
-                if zone_geometry is not None and not zone_geometry.intersects(box(x0, y1, x1, y0)):
+                if self.zone_geometry is not None and not self.zone_geometry.intersects(box(x0, y1, x1, y0)):
                     continue
                 (ctx_c0, ctx_c1), (ctx_r0, ctx_r1) = context(cols, c0, c1, g.width), context(rows, r0, r1, g.height)
                 cell_x, cell_y = g.transform @ (col, row)
@@ -582,19 +585,18 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
 
 def _outside_zone(job: MapJob, task: TileTask) -> np.ndarray | None:
     """bool ``(h, w)``: pixels of the tile outside the job's zone (None without a zone)."""
-    if not job.spec["zone"]:
+    if job.zone_geometry is None:
         return None
     from rasterio.features import geometry_mask
 
-    geometry = _zone_geometry(Path(job.spec["zone"]), job.grid.crs)
     grid = job.grid.window_grid(*task.window)
-    return geometry_mask([geometry], out_shape=(grid.height, grid.width), transform=grid.transform)
+    return geometry_mask([job.zone_geometry], out_shape=(grid.height, grid.width), transform=grid.transform)
 
 
 def _write_nodata_tile(job: MapJob, task: TileTask, predictor: Any, tags: dict[str, str]) -> None:
     """A tile with no aerial data: all nodata, with the classes' colour table and tags."""
     from flairlc.mapping.cog import working_profile
-    from flairlc.mapping.infer import predictor_nomenclature
+    from flairlc.mapping.infer import describe_class_map, predictor_nomenclature
 
     grid = job.grid.window_grid(*task.window)
     template = {"crs": grid.crs, "transform": grid.transform, "width": grid.width, "height": grid.height}
@@ -607,10 +609,8 @@ def _write_nodata_tile(job: MapJob, task: TileTask, predictor: Any, tags: dict[s
     for path, _, count, nodata in outputs:
         with rasterio.open(path, "w", **working_profile(template, count, "uint8", nodata)) as ds:
             ds.write(np.full((count, grid.height, grid.width), nodata or 0, dtype=np.uint8))
-            if count == 1 and nomen is not None:
-                ds.write_colormap(1, nomen.colormap())
-                ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
-            ds.update_tags(FLAIRLC_NUM_CLASSES=str(predictor.num_classes), **tags)
+            describe_class_map(ds, predictor.num_classes, nomen)
+            ds.update_tags(**tags)
     # The probabilities first: the class map's COG is what marks the tile done.
     for path, final, _, _ in reversed(outputs):
         finalize_cog(path, final)
