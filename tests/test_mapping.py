@@ -348,7 +348,10 @@ def test_map_with_sentinel_feeds_windows_centred_on_aerial_windows(rasters, tmp_
     map_raster(pred, rasters["small"], tmp_path / "m.tif", sentinel_dir=s2, window=128, overlap=32,
                batch_size=4, progress=False)
     first = pred.batches[0]
-    assert first["sentinel"].shape == (3, 2, 10, 8, 8) and first["sentinel"].dtype == torch.float32
+    # Rows of 3 windows; batches run across rows, so all but the last are full.
+    sizes = [len(batch["aerial"]) for batch in pred.batches]
+    assert sizes[:-1] == [4] * (len(sizes) - 1) and 1 <= sizes[-1] <= 4 and sum(sizes) == 9
+    assert first["sentinel"].shape == (4, 2, 10, 8, 8) and first["sentinel"].dtype == torch.float32
     assert first["dates_days"].tolist()[0] == [-30, 92] and not first["sentinel_pad_mask"].any()
     # First window: centre at aerial pixel (64, 64) -> 12.8 m from the aerial origin.
     cx, cy = ORIGIN_X + 64 * PIXEL_M, ORIGIN_Y - 64 * PIXEL_M

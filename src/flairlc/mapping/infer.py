@@ -267,20 +267,25 @@ class _Mapper:
         self.windows_predicted += len(items)
         return proba.to(device=self.device, dtype=torch.float32)
 
-    def _windows(self, row0: int, cols: list[int]) -> Iterator[tuple[np.ndarray, int, int]]:
+    def _windows(self, rows: list[int], cols: list[int]) -> Iterator[tuple[np.ndarray, int, int]]:
+        """The windows with data of window rows ``rows`` (indices into ``ys``), row by row."""
         lay, win = self.layout, self.layout.window
-        for col0 in cols:
-            w = Window(col0, row0, min(win, lay.width - col0), min(win, lay.height - row0))
-            aerial, valid = self.source.read(w)
-            if not valid.any():
-                continue  # nothing to predict; neighbours (or nodata) cover these pixels
-            yield _pad_to(aerial, win), row0, col0
+        for k in rows:
+            row0 = lay.ys[k]
+            for col0 in cols:
+                w = Window(col0, row0, min(win, lay.width - col0), min(win, lay.height - row0))
+                aerial, valid = self.source.read(w)
+                if not valid.any():
+                    continue  # nothing to predict; neighbours (or nodata) cover these pixels
+                yield _pad_to(aerial, win), row0, col0
 
-    def _batches(self, row0: int, cols: list[int]) -> Iterator[tuple[list[tuple[np.ndarray, int, int]], dict | None]]:
-        """The windows of one row with data, read and grouped into batches, each with its
-        preprocessed Sentinel-2 series (None for aerial-only models)."""
+    def _batches(self, rows: list[int], cols: list[int]) -> Iterator[tuple[list[tuple[np.ndarray, int, int]], dict | None]]:
+        """The windows of ``rows`` read and grouped into batches, each with its preprocessed
+        Sentinel-2 series (None for aerial-only models). Batches run across window rows, so
+        every batch but the last is full: a GPU gets the batch size it was given, and a compiled
+        network sees one shape."""
         pending: list[tuple[np.ndarray, int, int]] = []
-        for item in self._windows(row0, cols):
+        for item in self._windows(rows, cols):
             pending.append(item)
             if len(pending) == self.batch_size:
                 yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
@@ -288,23 +293,25 @@ class _Mapper:
         if pending:
             yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
 
-    @torch.inference_mode()
-    def accumulate_row(self, k: int, cols: list[int], cx0: int, acc: torch.Tensor, wsum: torch.Tensor) -> None:
-        """Predict window row ``k`` (columns ``cols``) and add it to the buffers (origin ``cx0``).
+    def _predictions(self, rows: list[int], cols: list[int]) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(row0, col0, probabilities (K, window, window))`` of every window with data of
+        ``rows``, in order.
 
         The next batches (aerial windows and Sentinel-2 series, preprocessed) are read by a
         background thread while the model runs on this one (``prefetch`` batches ahead; rasterio
-        releases the GIL while it reads). Only that thread reads the inputs until the row is
-        done, so no file handle is shared at once.
+        releases the GIL while it reads). Only that thread reads the inputs until the stream is
+        closed, so no file handle is shared at once.
         """
-        win = self.layout.window
-        batches = self._batches(self.layout.ys[k], cols)
-        for items, sentinel in (prefetched(batches, self.prefetch) if self.prefetch else batches):
-            proba = self._predict(items, sentinel)
-            for p, (_, _, col0) in zip(proba, items):
-                c = col0 - cx0
-                acc[:, :, c : c + win].addcmul_(p, self.weights)
-                wsum[:, c : c + win] += self.weights
+        batches = self._batches(rows, cols)
+        stream = prefetched(batches, self.prefetch) if self.prefetch else batches
+        try:
+            for items, sentinel in stream:
+                proba = self._predict(items, sentinel)
+                for p, (_, row0, col0) in zip(proba, items):
+                    yield row0, col0, p
+        finally:
+            if hasattr(stream, "close"):
+                stream.close()
 
     @torch.inference_mode()
     def run_band(self, b: int, strips: list[int], on_strip) -> None:
@@ -323,24 +330,35 @@ class _Mapper:
         # Window rows above the first strip whose windows still reach into it (their overlap).
         k0 = min(k for k in range(first + 1) if lay.ys[k] + win > lay.ys[first])
         bx0, bx1 = lay.bands[b]
-        for k in range(k0, strips[-1] + 1):
-            if k > k0:
-                d = lay.ys[k] - lay.ys[k - 1]
-                acc[:, : win - d] = acc[:, d:].clone()
-                acc[:, win - d :] = 0
-                wsum[: win - d] = wsum[d:].clone()
-                wsum[win - d :] = 0
-            self.accumulate_row(k, cols, cx0, acc, wsum)
-            if k < first:
-                continue
-            r0, r1 = lay.strip_rows(k)
-            a = acc[:, : r1 - r0, bx0 - cx0 : bx1 - cx0]
-            w = wsum[: r1 - r0, bx0 - cx0 : bx1 - cx0]
-            classes = a.max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (faster than argmax on CPU)
-            proba = None
-            if self.with_proba:
-                proba = torch.round(a / w.clamp_min(1e-12) * 255.0).clamp_(0, 255).to(torch.uint8).cpu().numpy()
-            on_strip(k, (r0, r1), (bx0, bx1), classes, (w > 0).cpu().numpy(), proba)
+        predictions = self._predictions(list(range(k0, strips[-1] + 1)), cols)
+        try:
+            following = next(predictions, None)
+            for k in range(k0, strips[-1] + 1):
+                if k > k0:
+                    d = lay.ys[k] - lay.ys[k - 1]
+                    acc[:, : win - d] = acc[:, d:].clone()
+                    acc[:, win - d :] = 0
+                    wsum[: win - d] = wsum[d:].clone()
+                    wsum[win - d :] = 0
+                # This row's windows: the predictions up to the first of the next row.
+                while following is not None and following[0] == lay.ys[k]:
+                    _, col0, p = following
+                    c = col0 - cx0
+                    acc[:, :, c : c + win].addcmul_(p, self.weights)
+                    wsum[:, c : c + win] += self.weights
+                    following = next(predictions, None)
+                if k < first:
+                    continue
+                r0, r1 = lay.strip_rows(k)
+                a = acc[:, : r1 - r0, bx0 - cx0 : bx1 - cx0]
+                w = wsum[: r1 - r0, bx0 - cx0 : bx1 - cx0]
+                classes = a.max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (faster than argmax on CPU)
+                proba = None
+                if self.with_proba:
+                    proba = torch.round(a / w.clamp_min(1e-12) * 255.0).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+                on_strip(k, (r0, r1), (bx0, bx1), classes, (w > 0).cpu().numpy(), proba)
+        finally:
+            predictions.close()  # stops the reading thread, also on errors
 
 
 def prefetched(iterator: Iterator[Any], depth: int) -> Iterator[Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -116,6 +117,9 @@ class AerialSource:
         self.coverage: Extent | None = None
         self._cover_px: tuple[int, int, int, int] | None = None
         self._stack = ExitStack()
+        # The mapper reads windows in a background thread while it checks strips' validity in
+        # its own: GDAL handles are not thread-safe, so reads take turns.
+        self._lock = threading.RLock()
         self.bands = normalize_bands(bands)
         self._raster_bands = raster_bands
         self._region = region
@@ -249,7 +253,11 @@ class AerialSource:
             read are 0) and ``valid`` bool ``(h, w)``, False where all spectral bands are nodata
             (nodata value, mask or alpha).
         """
-        valid = self.valid(window)
+        with self._lock:
+            return self._read(window)
+
+    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        valid = self._valid(window)
         height, width = int(window.height), int(window.width)
         window = self._in_image(window)
         aerial = np.zeros((len(AERIAL_BANDS), height, width), dtype=np.uint8)
@@ -268,6 +276,10 @@ class AerialSource:
         elevation raster (when the model reads it and it masks pixels, e.g. a mosaic with a tile
         missing) has none, or outside the part of the image that every input covers
         (:attr:`coverage`)."""
+        with self._lock:
+            return self._valid(window)
+
+    def _valid(self, window: Window) -> np.ndarray:
         spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
         if self._alpha_is_data:
             nodata = self._src.nodata
