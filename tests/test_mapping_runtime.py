@@ -1,4 +1,4 @@
-"""ONNX Runtime for mapping: the same map as PyTorch, to float rounding."""
+"""Mapping runtimes (torch.compile, ONNX Runtime): the same map as PyTorch, to float rounding."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import torch
 
 from flairlc.mapping import map_raster
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+
+def _needs_onnx() -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
 
 
 def _task(model: str = "unet", **kw):
@@ -22,30 +24,68 @@ def _task(model: str = "unet", **kw):
     return SegmentationTask(model=model, **kw).eval()
 
 
-def test_onnx_map_equals_torch_map(tmp_path, one_torch_thread):
+def _aerial_task():
+    # Three bands in another order and inactive classes: the scaling, band selection and masking
+    # stay the task's, around the network that the runtime runs.
+    return _task(model_kwargs={"encoder_name": "resnet18", "encoder_weights": None}, bands=["NIR", "R", "G"],
+                 active_classes=list(range(10)))
+
+
+def _maps(tmp_path, predictors: dict, batch_size: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Class map and probabilities x 255 of each predictor on one 384 px synthetic raster."""
     from flairlc.data.synthetic import generate_orthophoto
-    from flairlc.mapping.runtime import OnnxPredictor
 
     year = generate_orthophoto(tmp_path / "territory", width=384, height=384, seed=1, years=(2022,), dates=1)[0]
-    # Three bands in another order and inactive classes: the scaling, band selection and masking
-    # stay the task's, around the exported network.
-    task = _task(model_kwargs={"encoder_name": "resnet18", "encoder_weights": None}, bands=["NIR", "R", "G"],
-                 active_classes=list(range(10)))
     maps = {}
-    for name, predictor in (("torch", task), ("onnx", OnnxPredictor(task))):
+    for name, predictor in predictors.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             map_raster(predictor, year.aerial, tmp_path / f"{name}.tif", probabilities_path=tmp_path / f"{name}_p.tif",
-                       window=256, overlap=64, progress=False)
+                       window=256, overlap=64, batch_size=batch_size, progress=False)
         with rasterio.open(tmp_path / f"{name}.tif") as ds, rasterio.open(tmp_path / f"{name}_p.tif") as dp:
             maps[name] = ds.read(1), dp.read().astype(int)
-    (classes_torch, proba_torch), (classes_onnx, proba_onnx) = maps["torch"], maps["onnx"]
-    assert np.abs(proba_torch - proba_onnx).max() <= 2  # probabilities x 255
-    assert (classes_torch == classes_onnx).mean() >= 0.999
-    assert classes_onnx.max() < 10  # inactive classes never win
+    return maps
+
+
+def _assert_same_map(reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray]) -> None:
+    (classes_ref, proba_ref), (classes, proba) = reference, other
+    assert np.abs(proba_ref - proba).max() <= 2  # probabilities x 255
+    assert (classes_ref == classes).mean() >= 0.999
+    assert classes.max() < 10  # inactive classes never win
+
+
+def test_onnx_map_equals_torch_map(tmp_path, one_torch_thread):
+    _needs_onnx()
+    from flairlc.mapping.runtime import OnnxPredictor
+
+    task = _aerial_task()
+    maps = _maps(tmp_path, {"torch": task, "onnx": OnnxPredictor(task)})
+    _assert_same_map(maps["torch"], maps["onnx"])
+
+
+def test_compiled_map_equals_torch_map_with_one_batch_shape(tmp_path):
+    from flairlc.mapping.runtime import CompiledPredictor
+
+    task = _aerial_task()
+    compiled_task = _aerial_task()
+    compiled_task.load_state_dict(task.state_dict())
+    compiled = CompiledPredictor(compiled_task)
+    batch_sizes = []
+    predict_proba = compiled_task.predict_proba
+
+    def recording(batch):
+        batch_sizes.append(len(batch["aerial"]))
+        return predict_proba(batch)
+
+    compiled_task.predict_proba = recording
+    # 2 x 2 windows in batches of 3: the last batch (1 window) is padded to 3 for the network.
+    maps = _maps(tmp_path, {"torch": task, "compile": compiled}, batch_size=3)
+    _assert_same_map(maps["torch"], maps["compile"])
+    assert batch_sizes == [3, 3]
 
 
 def test_onnx_runtime_refuses_what_it_cannot_run():
+    _needs_onnx()
     from flairlc.mapping.runtime import OnnxPredictor, with_runtime
 
     with pytest.raises(ValueError, match="aerial-only U-Nets.*'utt'"):
@@ -55,6 +95,7 @@ def test_onnx_runtime_refuses_what_it_cannot_run():
 
 
 def test_map_jobs_load_the_runtime_of_their_spec(tmp_path):
+    _needs_onnx()
     from flairlc.mapping.job import load_predictor
     from flairlc.mapping.runtime import OnnxPredictor
     from flairlc.training.checkpoint import save_task

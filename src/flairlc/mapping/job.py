@@ -517,7 +517,8 @@ _PREDICTORS: dict[tuple[str, str, str], Any] = {}
 def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | None = None,
                    runtime: str = "torch") -> Any:
     """The model of ``checkpoint`` on ``device``, loaded once per process (tile tasks reuse it);
-    with ``runtime="onnx"`` its network runs in ONNX Runtime (:mod:`flairlc.mapping.runtime`)."""
+    with ``runtime="compile"`` its network is compiled by ``torch.compile``, with ``"onnx"`` it runs
+    in ONNX Runtime (:mod:`flairlc.mapping.runtime`)."""
     from flairlc.mapping.runtime import with_runtime
     from flairlc.training.checkpoint import load_task
 

@@ -1,12 +1,18 @@
-"""Running an aerial model with ONNX Runtime instead of PyTorch, for mapping on CPUs.
+"""Faster runtimes for mapping: the network compiled by ``torch.compile``, or run by ONNX Runtime.
 
-ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net about twice as fast as PyTorch on the CPUs
+``--runtime compile`` (:class:`CompiledPredictor`) compiles the task's network with TorchInductor
+on its device, CPU or GPU, for any model; its weights are frozen into the compiled code
+(inference only). Compiling takes tens of seconds once per process and window shape, and pays
+off on large rasters and tiled jobs.
+
+``--runtime onnx``: ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net about twice as fast as PyTorch on the CPUs
 measured (``benchmarks/RESULTS.md``). :class:`OnnxPredictor` wraps a trained
 :class:`~flairlc.training.SegmentationTask`: the input scaling, the band selection, the inactive
 classes and the softmax stay in PyTorch, exactly as the task does them; only the network runs in
 ONNX Runtime, exported once (``torch.onnx.export``, dynamic batch and window size). Its
 probabilities equal the task's to float rounding (``tests/test_map_area.py`` checks the maps).
 
+    flairlc map --runtime compile ...
     flairlc map --runtime onnx ...          (pip install "flairlc[onnx]")
 """
 
@@ -19,7 +25,7 @@ from typing import Any
 import torch
 
 #: The runtimes ``map`` and ``map-area`` offer.
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("torch", "compile", "onnx")
 
 
 class OnnxPredictor:
@@ -80,8 +86,49 @@ class OnnxPredictor:
         return self.task.predictable(torch.from_numpy(logits)).float().softmax(dim=1)
 
 
+class CompiledPredictor:
+    """A :class:`~flairlc.mapping.predictor.Predictor` whose network is compiled by ``torch.compile``.
+
+    The task's network is compiled in place (TorchInductor, static shapes, weights frozen into
+    the compiled code: no training afterwards), on first use, on the device the task is on. The
+    scaling, band selection, inactive classes and softmax stay the task's own code. A batch smaller than the first one (the last of a raster) is padded to its size with
+    copies of its last window and the padding's output dropped, so the network keeps one shape
+    and is compiled once per process.
+
+    Args:
+        task: the trained task (any model, on its device).
+    """
+
+    def __init__(self, task: Any) -> None:
+        self.task = task.eval()
+        self.task.net.compile(dynamic=False, options={"freezing": True})
+        self._batch_size: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # num_classes, bands, nomenclature, uses_sentinel, use_channels_last…: the task's.
+        if name in ("task", "_batch_size"):
+            raise AttributeError(name)
+        return getattr(self.task, name)
+
+    @torch.inference_mode()
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Probabilities ``(B, K, H, W)`` of raw batches, as :meth:`SegmentationTask.predict_proba`."""
+        size = len(batch["aerial"])
+        if self._batch_size is None:
+            self._batch_size = size
+        missing = self._batch_size - size
+        if missing > 0:
+            batch = {key: torch.cat([value, value[-1:].expand(missing, *value.shape[1:])])
+                     if isinstance(value, torch.Tensor) and len(value) == size else value
+                     for key, value in batch.items()}
+        return self.task.predict_proba(batch)[:size]
+
+
 def with_runtime(task: Any, runtime: str, threads: int | None = None) -> Any:
-    """``task`` itself for ``"torch"``, else wrapped in :class:`OnnxPredictor` (``"onnx"``)."""
+    """``task`` itself for ``"torch"``, else wrapped in :class:`CompiledPredictor` (``"compile"``)
+    or :class:`OnnxPredictor` (``"onnx"``, CPU only, with ``threads`` intra-op threads)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    if runtime == "compile":
+        return CompiledPredictor(task)
     return task if runtime == "torch" else OnnxPredictor(task, threads)
