@@ -9,7 +9,12 @@ throughput at the same batch and window. This script measures both, in windows p
 - ``map_raster`` over a synthetic raster with the same window, batch, precision and channels-last
   network, counting the windows it predicted.
 
+With ``--runtime compile`` the network is compiled by ``torch.compile``
+(:func:`flairlc.mapping.runtime.compile_network`) and an untimed map compiles every batch shape
+first, so neither measure includes compiling.
+
     python benchmarks/bench_mapping_gpu.py --device cuda --precision bf16 --size 8192 --window 1024 --batch-size 8
+    python benchmarks/bench_mapping_gpu.py --device cuda --precision bf16 --size 8192 --window 1024 --batch-size 8 --runtime compile
     python benchmarks/bench_mapping_gpu.py --device cpu --size 1536 --window 512 --batch-size 2   # small form
 """
 
@@ -27,6 +32,7 @@ import torch
 from affine import Affine
 
 from flairlc.mapping import map_raster
+from flairlc.mapping.runtime import compile_network
 from flairlc.training import SegmentationTask
 
 
@@ -71,21 +77,32 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument("--runtime", choices=("torch", "compile"), default="torch")
     args = parser.parse_args()
     torch.manual_seed(0)
     task = SegmentationTask(model="unet", model_kwargs={"encoder_name": args.encoder}, aerial_scaling="standardize")
     task = task.eval().to(args.device).use_channels_last()
-    bare = bare_model(task, args.device, args.window, args.batch_size, args.precision, args.steps)
+    if args.runtime == "compile":
+        task = compile_network(task)
     with tempfile.TemporaryDirectory() as tmp:
         raster = Path(tmp) / "aerial.tif"
         write_raster(raster, args.size)
+
+        def run_map(out: str):
+            return map_raster(task, raster, Path(tmp) / out, window=args.window, overlap=128, batch_size=args.batch_size,
+                              device=args.device, precision=args.precision, prefetch=args.prefetch, progress=False)
+
+        if args.runtime == "compile":
+            start = time.perf_counter()
+            run_map("warmup.tif")
+            print(f"torch.compile: {time.perf_counter() - start:.1f} s with one map (not in the times)")
+        bare = bare_model(task, args.device, args.window, args.batch_size, args.precision, args.steps)
         start = time.perf_counter()
-        result = map_raster(task, raster, Path(tmp) / "map.tif", window=args.window, overlap=128, batch_size=args.batch_size,
-                            device=args.device, precision=args.precision, prefetch=args.prefetch, progress=False)
+        result = run_map("map.tif")
         seconds = time.perf_counter() - start
     end_to_end = result.windows_predicted / seconds
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    print(f"{name}, {args.encoder} U-Net, window {args.window}, batch {args.batch_size}, precision {args.precision}, "
+    print(f"{name}, {args.encoder} U-Net, runtime {args.runtime}, window {args.window}, batch {args.batch_size}, precision {args.precision}, "
           f"prefetch {args.prefetch}, raster {args.size}² ({result.windows_predicted} windows)")
     print("| measure | windows/s |\n|---|---:|")
     print(f"| bare model | {bare:.2f} |\n| map_raster end to end | {end_to_end:.2f} |")

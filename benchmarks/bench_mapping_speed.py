@@ -10,7 +10,12 @@ elevation, 0.2 m):
 - ``flairlc`` variants: :func:`flairlc.mapping.map_raster` with the given window, overlap and
   memory format (``W/O`` in the variant name, ``auto`` for the default window of
   :func:`flairlc.mapping.blending.fit_window`, ``-cl`` for channels-last, ``-nocl`` without,
-  ``-onnx`` for the network in ONNX Runtime: :class:`flairlc.mapping.runtime.OnnxPredictor`).
+  ``-onnx`` for the network in ONNX Runtime: :class:`flairlc.mapping.runtime.OnnxPredictor`,
+  ``-compile`` for the network compiled by ``torch.compile``:
+  :func:`flairlc.mapping.runtime.compile_network`, e.g. ``flairlc-auto/128-cl-compile``).
+
+The ONNX export and the compilation happen once per run, before the timed rounds (their time is
+printed).
 
 Each map is compared with a single pass of the network over the whole raster (the map with no
 tiling at all): the agreement is the share of pixels with the same class. The model is the
@@ -23,6 +28,7 @@ paper's U-Net (ResNet34, 5 bands, 13 classes), random weights unless ``--checkpo
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -112,6 +118,23 @@ def _onnx(task):
     return _ONNX[id(task)]
 
 
+_COMPILED: dict[tuple[int, bool], object] = {}
+
+
+def _compiled(task, aerial: Path, work: Path, batch_size: int, window: int | None, overlap: int, channels_last: bool):
+    """A compiled copy of the task, compiled by one untimed map of the raster (once per run)."""
+    from flairlc.mapping.runtime import compile_network
+
+    key = (id(task), channels_last)
+    if key not in _COMPILED:
+        start = time.perf_counter()
+        _COMPILED[key] = predictor = compile_network(copy.deepcopy(task))
+        map_raster(predictor, aerial, work / "compile-warmup.tif", window=window, overlap=overlap,
+                   batch_size=batch_size, progress=False, channels_last=channels_last)
+        print(f"torch.compile: {time.perf_counter() - start:.1f} s with one map (once per run, not in the times)")
+    return _COMPILED[key]
+
+
 def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> tuple[float, np.ndarray]:
     """Seconds and class map of one variant."""
     out = work / f"{name.replace('/', '_')}.tif"
@@ -123,11 +146,14 @@ def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> t
     window_text, overlap_text = name.split("-")[1].split("/")
     window = None if window_text == "auto" else int(window_text)
     overlap = int(overlap_text)
-    channels_last = name.endswith("-cl")
+    channels_last = "-cl" in name
     predictor = task
     if name.endswith("-onnx"):
         predictor = _onnx(task)
         start = time.perf_counter()  # the export (once per run, printed) is not counted
+    if name.endswith("-compile"):
+        predictor = _compiled(task, aerial, work, batch_size, window, overlap, channels_last)
+        start = time.perf_counter()  # the compilation (once per run, printed) is not counted
     result = map_raster(predictor, aerial, out, window=window, overlap=overlap, batch_size=batch_size,
                         progress=False, channels_last=channels_last)
     seconds = time.perf_counter() - start

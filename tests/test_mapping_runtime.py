@@ -63,25 +63,17 @@ def test_onnx_map_equals_torch_map(tmp_path, one_torch_thread):
     _assert_same_map(maps["torch"], maps["onnx"])
 
 
-def test_compiled_map_equals_torch_map_with_one_batch_shape(tmp_path):
-    from flairlc.mapping.runtime import CompiledPredictor
+def test_compiled_map_equals_torch_map(tmp_path):
+    from flairlc.mapping.runtime import with_runtime
 
     task = _aerial_task()
-    compiled_task = _aerial_task()
-    compiled_task.load_state_dict(task.state_dict())
-    compiled = CompiledPredictor(compiled_task)
-    batch_sizes = []
-    predict_proba = compiled_task.predict_proba
-
-    def recording(batch):
-        batch_sizes.append(len(batch["aerial"]))
-        return predict_proba(batch)
-
-    compiled_task.predict_proba = recording
-    # 2 x 2 windows in batches of 3: the last batch (1 window) is padded to 3 for the network.
-    maps = _maps(tmp_path, {"torch": task, "compile": compiled}, batch_size=3)
+    compiled = _aerial_task()
+    compiled.load_state_dict(task.state_dict())
+    assert with_runtime(compiled, "compile") is compiled
+    # 2 x 2 windows in batches of 2, across window rows: one compilation.
+    maps = _maps(tmp_path, {"torch": task, "compile": compiled}, batch_size=2)
     _assert_same_map(maps["torch"], maps["compile"])
-    assert batch_sizes == [3, 3]
+    assert compiled.net._compiled_call_impl is not None
 
 
 def test_onnx_runtime_refuses_what_it_cannot_run():

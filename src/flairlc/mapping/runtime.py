@@ -1,6 +1,6 @@
 """Faster runtimes for mapping: the network compiled by ``torch.compile``, or run by ONNX Runtime.
 
-``--runtime compile`` (:class:`CompiledPredictor`) compiles the task's network with TorchInductor
+``--runtime compile`` (:func:`compile_network`) compiles the task's network with TorchInductor
 on its device, CPU or GPU, for any model; its weights are frozen into the compiled code
 (inference only). Compiling takes tens of seconds once per process and window shape, and pays
 off on large rasters and tiled jobs.
@@ -86,49 +86,29 @@ class OnnxPredictor:
         return self.task.predictable(torch.from_numpy(logits)).float().softmax(dim=1)
 
 
-class CompiledPredictor:
-    """A :class:`~flairlc.mapping.predictor.Predictor` whose network is compiled by ``torch.compile``.
+def compile_network(task: Any) -> Any:
+    """Compile the task's network by ``torch.compile``, in place, for inference; returns the task.
 
-    The task's network is compiled in place (TorchInductor, static shapes, weights frozen into
-    the compiled code: no training afterwards), on first use, on the device the task is on. The
-    scaling, band selection, inactive classes and softmax stay the task's own code. A batch smaller than the first one (the last of a raster) is padded to its size with
-    copies of its last window and the padding's output dropped, so the network keeps one shape
-    and is compiled once per process.
+    TorchInductor compiles the network on first use, on the device the task is on, with its
+    weights frozen into the compiled code (no training afterwards). The scaling, band selection,
+    inactive classes and softmax stay the task's own code. The first batch's shapes are compiled
+    as they are; a batch of another size (a raster's last, smaller batch) is compiled once more
+    with the batch size left free, and a batch of 1 once (PyTorch's rules): at most three
+    compilations per process, none per raster after that.
 
     Args:
         task: the trained task (any model, on its device).
     """
-
-    def __init__(self, task: Any) -> None:
-        self.task = task.eval()
-        self.task.net.compile(dynamic=False, options={"freezing": True})
-        self._batch_size: int | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        # num_classes, bands, nomenclature, uses_sentinel, use_channels_last…: the task's.
-        if name in ("task", "_batch_size"):
-            raise AttributeError(name)
-        return getattr(self.task, name)
-
-    @torch.inference_mode()
-    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Probabilities ``(B, K, H, W)`` of raw batches, as :meth:`SegmentationTask.predict_proba`."""
-        size = len(batch["aerial"])
-        if self._batch_size is None:
-            self._batch_size = size
-        missing = self._batch_size - size
-        if missing > 0:
-            batch = {key: torch.cat([value, value[-1:].expand(missing, *value.shape[1:])])
-                     if isinstance(value, torch.Tensor) and len(value) == size else value
-                     for key, value in batch.items()}
-        return self.task.predict_proba(batch)[:size]
+    task.eval().net.compile(options={"freezing": True})
+    return task
 
 
 def with_runtime(task: Any, runtime: str, threads: int | None = None) -> Any:
-    """``task`` itself for ``"torch"``, else wrapped in :class:`CompiledPredictor` (``"compile"``)
-    or :class:`OnnxPredictor` (``"onnx"``, CPU only, with ``threads`` intra-op threads)."""
+    """``task`` itself for ``"torch"``, with its network compiled for ``"compile"``
+    (:func:`compile_network`), or wrapped in :class:`OnnxPredictor` for ``"onnx"`` (CPU only,
+    ``threads`` intra-op threads)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     if runtime == "compile":
-        return CompiledPredictor(task)
+        return compile_network(task)
     return task if runtime == "torch" else OnnxPredictor(task, threads)
