@@ -89,6 +89,12 @@ class SegmentationTask(L.LightningModule):
             class-specific layers (the heads) start afresh, except rows given by ``head_init``.
         head_init: for fine-tuning to other classes: new class name → name (or list of names,
             averaged) of the checkpoint's classes whose head weights it starts from.
+        channels_last: run the network in channels-last memory format (faster convolutions on
+            GPUs, with ``bf16-mixed`` above all, and on CPUs; the same function up to float
+            rounding).
+        compile_network: compile the network with ``torch.compile`` when a Trainer starts
+            (``configure_model``); the weights and checkpoints are unchanged. Compiling takes tens
+            of seconds to minutes before the first step.
     """
 
     def __init__(
@@ -124,6 +130,8 @@ class SegmentationTask(L.LightningModule):
         profile: str = DEFAULT_PROFILE,
         init_checkpoint: str | None = None,
         head_init: dict[str, str | list[str]] | None = None,
+        channels_last: bool = False,
+        compile_network: bool = False,
     ) -> None:
         super().__init__()
         if model not in MODEL_INPUTS:
@@ -182,6 +190,8 @@ class SegmentationTask(L.LightningModule):
             from flairlc.training.finetune import initialize_from_checkpoint
 
             self.provenance = initialize_from_checkpoint(self, init_checkpoint, head_init)
+        if channels_last:
+            self.use_channels_last()
         self._val_confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
         self._test_rows: list[tuple[torch.Tensor, torch.Tensor]] = []
         #: Where ``test`` writes its evaluation (JSON, CSV, PNG) from rank 0; None: not written.
@@ -403,6 +413,11 @@ class SegmentationTask(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
         raise ValueError(f"unknown scheduler {h['scheduler']!r}: expected None, 'cosine' or 'plateau'")
+
+    def configure_model(self) -> None:
+        """Compile the network (``compile_network``) once, when a Trainer starts."""
+        if self.hparams.get("compile_network", False) and getattr(self.net, "_compiled_call_impl", None) is None:
+            self.net.compile()
 
     # ------------------------------------------------------------------ checks and checkpoints
     def setup(self, stage: str) -> None:
