@@ -170,12 +170,10 @@ def test_ddp_with_two_processes_gives_the_single_process_metrics(trained_unet, t
     np.testing.assert_array_equal(np.asarray(written["confusion_matrix"]), single.test_result.confusion)
 
 
-@pytest.mark.slow
-def test_channels_last_and_compiled_training_follow_the_eager_one(synthetic_root: Path, tmp_path: Path) -> None:
-    """Two optimizer steps: channels-last and compiled networks end at the eager one's weights, to
-    float rounding; the checkpoint of the compiled task has the same keys and loads uncompiled."""
+def test_channels_last_training_follows_the_eager_one(synthetic_root: Path, tmp_path: Path) -> None:
+    """Two optimizer steps in channels-last end at the eager weights, to float rounding."""
     weights = {}
-    for name, options in (("eager", {}), ("channels_last", {"channels_last": True}), ("compiled", {"compile_network": True})):
+    for name, options in (("eager", {}), ("channels_last", {"channels_last": True})):
         L.seed_everything(0)
         # SGD: its steps are linear in the gradients (Adam's first step is their sign, which float
         # rounding flips where a gradient is nearly 0).
@@ -187,11 +185,7 @@ def test_channels_last_and_compiled_training_follow_the_eager_one(synthetic_root
                            deterministic=False)
         trainer.fit(task, data)
         weights[name] = {key: value.detach().clone() for key, value in task.net.state_dict().items()}
-        if name == "channels_last":
-            assert task.net.net.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-        if name == "compiled":
-            assert task.net._compiled_call_impl is not None
-            trainer.save_checkpoint(tmp_path / "compiled.ckpt")
+    assert task.net.net.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     L.seed_everything(0)
     start = _unet_task().net.state_dict()
 
@@ -200,11 +194,19 @@ def test_channels_last_and_compiled_training_follow_the_eager_one(synthetic_root
 
     moved = distance(weights["eager"], start)
     assert moved > 1e-2  # the steps changed the weights, so the comparison means something
-    for name in ("channels_last", "compiled"):
-        assert weights[name].keys() == weights["eager"].keys()
-        # Float rounding apart, the same steps: measured 0.007 % (channels-last) and 0.05 %
-        # (compiled) of the distance the weights moved.
-        assert distance(weights[name], weights["eager"]) < 0.01 * moved, name
-    loaded = load_task(tmp_path / "compiled.ckpt")
-    assert getattr(loaded.net, "_compiled_call_impl", None) is None
-    torch.testing.assert_close(loaded.net.state_dict()["net.encoder.conv1.weight"], weights["compiled"]["net.encoder.conv1.weight"])
+    # Float rounding apart, the same steps: measured 0.007 % of the distance the weights moved
+    # (compiled, compile_network=True: 0.05 %, see benchmarks/RESULTS.md).
+    assert distance(weights["channels_last"], weights["eager"]) < 0.01 * moved
+
+
+def test_compile_network_compiles_once_when_a_trainer_starts_and_keeps_the_keys() -> None:
+    task = _unet_task(compile_network=True)
+    keys = list(task.state_dict())
+    assert getattr(task.net, "_compiled_call_impl", None) is None  # not when loaded for mapping
+    task.configure_model()  # what a Trainer calls first in fit, validate, test and predict
+    compiled = task.net._compiled_call_impl
+    assert compiled is not None
+    task.configure_model()
+    assert task.net._compiled_call_impl is compiled  # compiled once
+    assert list(task.state_dict()) == keys  # checkpoints keep their keys
+    assert getattr(_unet_task().net, "_compiled_call_impl", None) is None
