@@ -48,3 +48,17 @@ def test_check_stats_and_models_commands(synthetic_root: Path, tmp_path: Path, c
 def test_bad_root_gives_a_clear_error_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["stats", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["map", "map-area"])
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(command: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    from flairlc.cli import main
+
+    missing = tmp_path / "missing.ckpt"  # never read: the device is refused first
+    for device, message in (("cuda:99", "--device cuda:99: "), ("gpu0", "--device gpu0: not a device")):
+        assert main([command, "--checkpoint", str(missing), "--aerial", str(tmp_path / "a.tif"),
+                     "--out", str(tmp_path / "out"), "--device", device]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"flairlc {command}: error: {message}") and "\n" not in err
+    assert not (tmp_path / "out").exists()

@@ -397,6 +397,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(device: str, runtime: str = "torch") -> None:
+    """Refuse, in one line and before any work, a device this machine lacks or a runtime that
+    cannot run on it."""
+    import torch
+
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device (cpu, cuda, cuda:N, mps)") from None
+    if kind.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: PyTorch sees no CUDA GPU on this machine (use --device cpu)")
+        if kind.index is not None and kind.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    if kind.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: Apple's MPS is not available on this machine (use --device cpu)")
+    if runtime == "onnx" and kind.type != "cpu":
+        raise ValueError(f"--runtime onnx runs on the CPU: drop --device {device}")
+
+
 def _map(args: argparse.Namespace) -> int:
     from flairlc.mapping import map_raster, polygonize_map
     from flairlc.outputs import check_writable
@@ -407,12 +428,11 @@ def _map(args: argparse.Namespace) -> int:
     device = args.device
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
+    _check_device(device, args.runtime)
     predictor = load_task(args.checkpoint, map_location=device)
     if args.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 
-        if args.runtime == "onnx" and device != "cpu":
-            raise ValueError(f"--runtime onnx runs on the CPU: drop --device {device}")
         predictor = with_runtime(predictor, args.runtime)
     predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
     if args.vector and rank == 0:
@@ -438,6 +458,11 @@ def _map(args: argparse.Namespace) -> int:
 
 def _map_area(args: argparse.Namespace) -> int:
     from flairlc.mapping.job import MapJob, parse_shard, run_local
+
+    if args.engine == "local":
+        _check_device(args.device, args.runtime)
+    elif args.runtime == "onnx" and args.gpus_per_tile:
+        raise ValueError("--runtime onnx runs on the CPU: drop --gpus-per-tile")
 
     options = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size,
                "max_window": args.max_window, "precision": args.precision, "aerial_bands": args.aerial_bands,
