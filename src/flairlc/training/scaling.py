@@ -91,6 +91,8 @@ class InputScaler(nn.Module):
             x = x.float()
             if x.device.type != "cpu" or x.requires_grad:  # (no out= under autograd)
                 return (x - self.offset.float()) / self.scale.float()
+            if not self.offset.any():  # x - 0 is x: one pass over the sample, not two
+                return torch.div(x, self.scale.float(), out=_empty_float32(x.shape))
             out = torch.sub(x, self.offset.float(), out=_empty_float32(x.shape))
             return out.div_(self.scale.float())
         return ((x.double() - self.offset) / self.scale).float()
