@@ -20,12 +20,18 @@ def _float64_once(x: torch.Tensor, offset: list[float], scale: list[float]) -> t
 
 @pytest.mark.parametrize(
     "shape",
-    [(5, 16, 16), (3, 5, 7, 9), (5, 300, 301)],  # a sample, a batch, bands longer than one chunk
+    # a sample (pixel pairs); a batch with odd bands (pixel by pixel); bands of more than one
+    # chunk, not a whole number of chunks, by pairs (400 x 401) and pixel by pixel (301 x 301)
+    [(5, 16, 16), (3, 5, 7, 9), (5, 400, 401), (2, 5, 301, 301)],
 )
 def test_uint8_lookup_equals_float64_rounded_once(shape: tuple[int, ...]) -> None:
-    assert shape[-1] * shape[-2] < LOOKUP_CHUNK or shape[-1] * shape[-2] % LOOKUP_CHUNK
+    pixels = shape[-1] * shape[-2]
+    lookups = pixels // 2 if pixels % 2 == 0 else pixels
+    assert lookups < LOOKUP_CHUNK or lookups % LOOKUP_CHUNK
     x = torch.randint(0, 256, shape, dtype=torch.uint8)
-    x.view(-1)[:256] = torch.arange(256, dtype=torch.uint8)  # every value at least once
+    x.view(-1)[:256] = torch.arange(256, dtype=torch.uint8)  # every value at least once,
+    x.view(-1)[256:768:2] = torch.arange(256, dtype=torch.uint8)  # in both places of a pair
+    x.view(-1)[257:769:2] = torch.arange(255, -1, -1, dtype=torch.uint8)
     scaler = InputScaler("standardize", 5, mean=MEAN, std=STD)
     out = scaler(x)
     assert out.dtype == torch.float32 and out.shape == x.shape
