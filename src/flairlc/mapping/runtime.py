@@ -5,8 +5,8 @@ on its device, CPU or GPU, for any model; its weights are frozen into the compil
 (inference only). Compiling takes tens of seconds once per process and window shape, and pays
 off on large rasters and tiled jobs.
 
-``--runtime onnx``: ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net about twice as fast as PyTorch on the CPUs
-measured (``benchmarks/RESULTS.md``). :class:`OnnxPredictor` wraps a trained
+``--runtime onnx``: ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net faster than PyTorch on
+the CPUs measured (``benchmarks/RESULTS.md``). :class:`OnnxPredictor` wraps a trained
 :class:`~flairlc.training.SegmentationTask`: the input scaling, the band selection, the inactive
 classes and the softmax stay in PyTorch, exactly as the task does them; only the network runs in
 ONNX Runtime, exported once (``torch.onnx.export``, dynamic batch and window size). Its
