@@ -95,7 +95,7 @@ def run_ray(
             kwargs["address"] = address
         ray.init(**{**kwargs, **(init_kwargs or {})})
         started = True
-    device = "cuda" if gpus_per_tile > 0 and job.spec["map"]["runtime"] == "torch" else "cpu"
+    device = "cuda" if gpus_per_tile > 0 and job.spec["map"]["runtime"] != "onnx" else "cpu"  # (ONNX: CPU only)
     threads = max(1, int(round(cpus_per_tile)))
     remote = ray.remote(num_cpus=cpus_per_tile, num_gpus=gpus_per_tile, max_retries=retries,
                         retry_exceptions=True)(_tile_task)
