@@ -299,8 +299,9 @@ class _Mapper:
 
         The next batches (aerial windows and Sentinel-2 series, preprocessed) are read by a
         background thread while the model runs on this one (``prefetch`` batches ahead; rasterio
-        releases the GIL while it reads). Only that thread reads the inputs until the stream is
-        closed, so no file handle is shared at once.
+        releases the GIL while it reads). Only that thread reads the Sentinel-2 series; the aerial
+        source, whose validity this thread checks as strips are written, takes the reads in turn
+        (its lock).
         """
         batches = self._batches(rows, cols)
         stream = prefetched(batches, self.prefetch) if self.prefetch else batches
@@ -310,8 +311,7 @@ class _Mapper:
                 for p, (_, row0, col0) in zip(proba, items):
                     yield row0, col0, p
         finally:
-            if hasattr(stream, "close"):
-                stream.close()
+            stream.close()  # (a generator either way: stops the reading thread)
 
     @torch.inference_mode()
     def run_band(self, b: int, strips: list[int], on_strip) -> None:

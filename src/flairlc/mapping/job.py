@@ -511,7 +511,7 @@ def _job_grid(aerial: Grid, zone_geometry) -> Grid:
 
 
 # --- one tile ----------------------------------------------------------------------------------
-_PREDICTORS: dict[tuple[str, str, str], Any] = {}
+_PREDICTORS: dict[tuple[str, str, str, str], Any] = {}
 
 
 def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | None = None,

@@ -88,12 +88,13 @@ class Mosaic:
         missing inside the area. Edge tiles may be smaller; cells are judged by their centre."""
         from collections import Counter
 
-        sizes = Counter((round(t.bounds[2] - t.bounds[0], 6), round(t.bounds[3] - t.bounds[1], 6)) for t in self.tiles)
-        (width_m, height_m), _ = sizes.most_common(1)[0]
+        def size(tile: RasterTile) -> tuple[float, float]:
+            return round(tile.bounds[2] - tile.bounds[0], 6), round(tile.bounds[3] - tile.bounds[1], 6)
+
+        (width_m, height_m), _ = Counter(map(size, self.tiles)).most_common(1)[0]
         left, bottom, right, top = self.grid.bounds
         # The tiling's origin: a full-size tile's corner, moved back to the mosaic's corner.
-        full = next(t for t in self.tiles
-                    if (round(t.bounds[2] - t.bounds[0], 6), round(t.bounds[3] - t.bounds[1], 6)) == (width_m, height_m))
+        full = next(t for t in self.tiles if size(t) == (width_m, height_m))
         x0 = full.bounds[0] - math.floor((full.bounds[0] - left) / width_m + 1e-9) * width_m
         y0 = full.bounds[3] + math.floor((top - full.bounds[3]) / height_m + 1e-9) * height_m
         gaps = []

@@ -62,6 +62,7 @@ class InputScaler(nn.Module):
         else:
             raise ValueError(f"unknown scaling {mode!r}: expected one of {SCALING_MODES}")
         self.mode = mode
+        self._zero_offset = not any(offset)
         # float64: the statistics as given (105.08, not its nearest float32).
         self.register_buffer("offset", torch.tensor(offset, dtype=torch.float64).view(-1, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64).view(-1, 1, 1), persistent=False)
@@ -93,7 +94,7 @@ class InputScaler(nn.Module):
             x = x.float()
             if x.device.type != "cpu" or x.requires_grad:  # (no out= under autograd)
                 return (x - self.offset.float()) / self.scale.float()
-            if not self.offset.any():  # x - 0 is x: one pass over the sample, not two
+            if self._zero_offset:  # x - 0 is x: one pass over the sample, not two
                 return torch.div(x, self.scale.float(), out=_empty_float32(x.shape))
             out = torch.sub(x, self.offset.float(), out=_empty_float32(x.shape))
             return out.div_(self.scale.float())
