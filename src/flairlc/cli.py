@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dates", type=int, default=20, help="Sentinel-2 dates per year (default 20)")
     synth.add_argument("--test-domains", type=int, default=None, help="domains in the test trees (default ~20%%)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--layout", choices=("flair-2", "flair-hub"), default="flair-2",
+                       help="FLAIR #2 trees (default) or FLAIR-HUB (an area is an ROI of patches-per-area cells)")
 
     territory = commands.add_parser(
         "synth-territory",
@@ -288,6 +290,13 @@ def _synth(args: argparse.Namespace) -> int:
     from flairlc.outputs import check_writable_dir
 
     check_writable_dir(args.out, "dataset root")
+    if args.layout == "flair-hub":
+        from flairlc.data.synthetic.hub import generate_hub_dataset
+
+        side = max(1, round(args.patches_per_area**0.5))
+        print(generate_hub_dataset(args.out, args.domains, args.areas_per_domain, side, args.patch_size, args.dates,
+                                   args.seed).describe() + f"\nnext: flairlc check {args.out}")
+        return 0
     s = generate_dataset(
         args.out, domains=args.domains, areas_per_domain=args.areas_per_domain,
         patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
