@@ -271,3 +271,67 @@ def test_synth_command_writes_the_hub_layout(tmp_path: Path) -> None:
                  "--patches-per-area", "1", "--patch-size", "32", "--dates", "3"]) == 0
     (patch,) = discover_hub(tmp_path / "hub")
     assert set(patch.files) == {"AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA"}
+
+
+@pytest.fixture
+def hub_copy(synthetic_hub, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(synthetic_hub.out, tmp_path / "hub"))
+
+
+def _lines(report) -> list[str]:
+    return [f"[{i.kind}] {report.display_path(i.path)}: {i.message}" for i in report.issues]
+
+
+def test_check_of_the_synthetic_hub_root_is_clean(synthetic_hub) -> None:
+    from flairlc.data.hub.check import check_hub
+
+    report = check_hub(synthetic_hub.out)
+    assert report.ok and report.issues == [] and report.num_patches == 16
+    assert report.patch_size == (40, 40) and report.sat_patch_size == 10
+    assert sum(report.counts["test"].values()) == sum(1 for s in synthetic_hub.splits.values() if s == "test")
+
+
+def test_check_reports_each_problem_in_one_line(hub_copy: Path) -> None:
+    from flairlc.data.hub.check import check_hub
+
+    patches = discover_hub(hub_copy)
+    a, b, c, d, e, f = patches[:6]
+    a.files["DEM_ELEV"].unlink()  # missing modality
+    b.files["AERIAL_RGBI"].write_bytes(b.files["AERIAL_RGBI"].read_bytes()[:300])  # unreadable
+    with rasterio.open(c.files["SENTINEL2_TS"]) as src:
+        series, profile = src.read(), src.profile
+    profile.update(count=series.shape[0] - 10, transform=Affine(profile["transform"].a, 0, X0, 0, profile["transform"].e, Y1))
+    with rasterio.open(c.files["SENTINEL2_TS"], "w", **profile) as dst:  # one date short, elsewhere
+        dst.write(series[:-10])
+    label = np.full((1, 40, 40), 19, np.uint8)
+    with rasterio.open(d.files["AERIAL_LABEL-COSIA"]) as src:
+        profile = src.profile
+    with rasterio.open(d.files["AERIAL_LABEL-COSIA"], "w", **profile) as dst:
+        dst.write(label)
+    split = hub_copy / "GLOBAL_ALL_MTD" / "GLOBAL_ALL_MTD_SPLIT.gpkg"
+    split_of = read_split_gpkg(split)
+    del split_of[e.id]
+    split.unlink()
+    write_gpkg(split, {k: {"split_1": v} for k, v in split_of.items()})
+    lines = _lines(check_hub(hub_copy))
+    rel = lambda p: str(p.relative_to(hub_copy))  # noqa: E731
+    n_c = len(read_dates_gpkg(hub_copy / "GLOBAL_ALL_MTD" / "GLOBAL_SENTINEL2_MTD_DATES.gpkg")[c.id])
+    assert f"[missing-modality] {rel(a.files['DEM_ELEV'])}: patch {a.id} has no DEM_ELEV file (its domain-year has DEM_ELEV)" in lines
+    assert any(line.startswith(f"[unreadable] {rel(b.files['AERIAL_RGBI'])}: cannot read as a GeoTIFF") for line in lines)
+    assert (f"[series-length] {rel(c.files['SENTINEL2_TS'])}: SENTINEL2_TS has {n_c - 1} dates but "
+            f"GLOBAL_SENTINEL2_MTD_DATES.gpkg lists {n_c} for patch {c.id}") in lines
+    assert any(line.startswith(f"[footprint-mismatch] {rel(c.files['SENTINEL2_TS'])}: bounds (") for line in lines)
+    assert f"[bad-label] {rel(d.files['AERIAL_LABEL-COSIA'])}: label values [19] are no CoSIA class (values 0..18)" in lines
+    assert f"[not-in-split] {rel(e.files['AERIAL_LABEL-COSIA'])}: patch {e.id} is absent from GLOBAL_ALL_MTD_SPLIT.gpkg (split_1)" in lines
+    assert len(lines) == 6, lines
+
+
+def test_check_command_recognises_the_hub_layout(hub_copy: Path, capsys) -> None:
+    from flairlc.cli import main
+
+    assert main(["check", str(hub_copy)]) == 0
+    assert "Result: OK: 16 patches, 0 errors, 0 warnings" in capsys.readouterr().out
+    (hub_copy / "GLOBAL_ALL_MTD" / "GLOBAL_SENTINEL2_MTD_DATES.gpkg").unlink()
+    assert main(["check", str(hub_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "GLOBAL_ALL_MTD/GLOBAL_SENTINEL2_MTD_DATES.gpkg: file not found: the dates of its time series are unknown" in out

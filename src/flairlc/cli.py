@@ -356,6 +356,12 @@ def _check(args: argparse.Namespace) -> int:
     if not args.root.is_dir():
         problem = "does not exist" if not args.root.exists() else "is not a folder"
         raise FileNotFoundError(f"dataset root {args.root} {problem}")
+    from flairlc.data.hub.check import check_hub, is_hub_root
+
+    if is_hub_root(args.root):  # FLAIR-HUB layout: every file read, counts per split_1
+        report = check_hub(args.root)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+        return 0 if report.ok else 1
     report = check_dataset(
         args.root, toy=True if args.toy else None, sat_patch_size=args.sat_patch_size,
         progress=not args.json, quick=args.quick, workers=args.workers,
