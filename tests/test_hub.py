@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import fiona
@@ -323,7 +324,9 @@ def test_check_reports_each_problem_in_one_line(hub_copy: Path) -> None:
     assert any(line.startswith(f"[footprint-mismatch] {rel(c.files['SENTINEL2_TS'])}: bounds (") for line in lines)
     assert f"[bad-label] {rel(d.files['AERIAL_LABEL-COSIA'])}: label values [19] are no CoSIA class (values 0..18)" in lines
     assert f"[not-in-split] {rel(e.files['AERIAL_LABEL-COSIA'])}: patch {e.id} is absent from GLOBAL_ALL_MTD_SPLIT.gpkg (split_1)" in lines
-    assert len(lines) == 6, lines
+    assert (f"[series-length] {rel(c.files['SENTINEL2_MSK-SC'])}: SENTINEL2_MSK-SC has {n_c} dates but its "
+            f"SENTINEL2_TS file has {n_c - 1}") in lines
+    assert len(lines) == 7, lines
 
 
 def test_check_command_recognises_the_hub_layout(hub_copy: Path, capsys) -> None:
@@ -335,3 +338,44 @@ def test_check_command_recognises_the_hub_layout(hub_copy: Path, capsys) -> None
     assert main(["check", str(hub_copy)]) == 1
     out = capsys.readouterr().out
     assert "GLOBAL_ALL_MTD/GLOBAL_SENTINEL2_MTD_DATES.gpkg: file not found: the dates of its time series are unknown" in out
+
+
+#: TorchGeo's FLAIRHUB fixture (torchgeo tests/data/flairhub/data.py), as facts: bands, dtype and
+#: side of each modality, every file written with the same 0.4 m transform.
+TORCHGEO_FIXTURE = {
+    "AERIAL_RGBI": (4, np.uint8, 512), "AERIAL_LABEL-COSIA": (1, np.uint8, 512),
+    "ALL_LABEL-LPIS": (3, np.uint8, 512), "DEM_ELEV": (2, np.uint16, 512), "AERIAL-RLT_PAN": (1, np.uint8, 256),
+    "SPOT_RGBI": (4, np.uint8, 64), "SENTINEL2_TS": (20, np.uint16, 10), "SENTINEL2_MSK-SC": (20, np.uint8, 10),
+    "SENTINEL1-ASC_TS": (20, np.uint16, 10), "SENTINEL1-DESC_TS": (20, np.uint16, 10),
+}
+
+
+@pytest.fixture
+def torchgeo_layout_root(tmp_path: Path) -> Path:
+    root = tmp_path / "torchgeo"
+    for modality, (bands, dtype, side) in TORCHGEO_FIXTURE.items():
+        dom = "D006-195X" if modality == "AERIAL-RLT_PAN" else DOM
+        array = (np.arange(bands * side * side) % 19).astype(dtype).reshape(bands, side, side)
+        write_tif(hub_file(root, modality, "5-5", dom=dom), array, 0.4)
+    write_gpkg(root / "GLOBAL_ALL_MTD" / "GLOBAL_ALL_MTD_SPLIT.gpkg", {f"{DOM}_{ROI}_5-5": {"split_1": "train", "split_toy": "test"}})
+    return root
+
+
+def test_a_root_in_torchgeo_fixture_layout_is_read_and_its_departures_reported(torchgeo_layout_root: Path) -> None:
+    from flairlc.data.hub.check import check_hub
+
+    root = torchgeo_layout_root
+    (patch,) = discover_hub(root)
+    assert set(patch.files) == set(TORCHGEO_FIXTURE)
+    ds = FlairHubDataset.from_root(root, "test", split_column="split_toy", modalities=("aerial", "dem", "spot", "aerial_rlt", "mask", "lpis"))
+    sample = ds[0]
+    assert sample["aerial"].shape == (4, 512, 512) and sample["aerial_rlt"].shape == (1, 256, 256)
+    assert sample["dem"].dtype == torch.float32 and sample["spot"].dtype == torch.uint8
+    assert sample["mask"].max() == 18 and sample["lpis"].shape == (512, 512)
+    # The fixture has no dates files: its series cannot be dated.
+    with pytest.raises(FlairDataError, match="GLOBAL_SENTINEL2_MTD_DATES.gpkg: file not found$"):
+        FlairHubDataset.from_root(root, "train", modalities=("sentinel",))
+    kinds = Counter(issue.kind for issue in check_hub(root).issues)
+    # One 0.4 m transform for every size: only the 512 px files share the aerial's footprint
+    # (204.8 m, twice FLAIR-HUB's 102.4 m); the 20-band mask holds 10 dates, the series 2.
+    assert kinds == {"footprint-mismatch": 6, "missing-dates": 3, "series-length": 1}

@@ -10,7 +10,8 @@ offending file, in the same :class:`~flairlc.data.check.CheckReport` as FLAIR #2
   (:data:`~flairlc.data.hub.modalities.HUB_MODALITIES`);
 - ``footprint-mismatch``: a file whose bounds differ from the patch's aerial (or first) file by
   more than half a pixel of the coarser of the two;
-- ``series-length``: a time series whose number of dates differs from its dates file;
+- ``series-length``: a time series whose number of dates differs from its dates file, or
+  Sentinel-2 snow/cloud masks whose number of dates differs from the series';
   ``missing-dates``: a series with no entry in its dates file, or no dates file;
 - ``bad-label``: CoSIA label values outside 0..18;
 - ``not-in-split``: a patch absent from ``GLOBAL_ALL_MTD_SPLIT.gpkg`` (``missing-split-file`` when
@@ -91,6 +92,7 @@ def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:
             if header is not None:
                 headers[name] = header
         _footprints(patch, headers, issues)
+        _mask_dates(patch, headers, issues)
         if FOOTPRINT_REFERENCE in headers:
             sizes[headers[FOOTPRINT_REFERENCE]["shape"]] += 1
         if "SENTINEL2_TS" in headers:
@@ -165,7 +167,8 @@ def _inspect(
             with rasterio.open(path) as ds:
                 array = ds.read()
                 header = {"bounds": tuple(ds.bounds), "pixel": max(abs(ds.res[0]), abs(ds.res[1])),
-                          "shape": (ds.height, ds.width), "epsg": ds.crs.to_epsg() if ds.crs else None}
+                          "shape": (ds.height, ds.width), "epsg": ds.crs.to_epsg() if ds.crs else None,
+                          "dates": ds.count / len(modality.bands) if modality.time_series else None}
     except Exception as error:  # each unreadable file is one issue, whatever GDAL raised
         issues.append(Issue(ERROR, "unreadable", path, f"cannot read as a GeoTIFF ({describe_error(error)})"))
         return None
@@ -197,6 +200,15 @@ def _series_length(path: Path, modality: HubModality, length: int, dates: dict[s
     elif len(table[patch.id]) != length:
         issues.append(Issue(ERROR, "series-length", path, f"{modality.name} has {length} dates but "
                             f"{modality.dates_file} lists {len(table[patch.id])} for patch {patch.id}"))
+
+
+def _mask_dates(patch: HubPatch, headers: dict[str, dict], issues: list[Issue]) -> None:
+    """The snow/cloud masks of a Sentinel-2 series have one entry per date of the series."""
+    series, masks = headers.get("SENTINEL2_TS"), headers.get("SENTINEL2_MSK-SC")
+    if series is None or masks is None or series["dates"] == masks["dates"]:
+        return
+    issues.append(Issue(ERROR, "series-length", patch.files["SENTINEL2_MSK-SC"],
+                        f"SENTINEL2_MSK-SC has {masks['dates']:g} dates but its SENTINEL2_TS file has {series['dates']:g}"))
 
 
 def _footprints(patch: HubPatch, headers: dict[str, dict], issues: list[Issue]) -> None:
