@@ -28,6 +28,7 @@ from flairlc.data.hub import (
     read_split_gpkg,
     select_split,
 )
+from flairlc.nomenclature import get
 
 DOM = "D006-2020"
 ROI = "FF-S1-14"
@@ -379,3 +380,33 @@ def test_a_root_in_torchgeo_fixture_layout_is_read_and_its_departures_reported(t
     # One 0.4 m transform for every size: only the 512 px files share the aerial's footprint
     # (204.8 m, twice FLAIR-HUB's 102.4 m); the 20-band mask holds 10 dates, the series 2.
     assert kinds == {"footprint-mismatch": 6, "missing-dates": 3, "series-length": 1}
+
+
+def test_synthetic_hub_series_separate_fields_that_look_alike_from_the_air(tmp_path: Path) -> None:
+    """Herbaceous vegetation and agricultural land share one aerial look; their late-summer NDVI
+    in the patch's own Sentinel-2 series tells them apart (the series are aligned with the mask)."""
+    from flairlc.data.synthetic.hub import generate_hub_dataset
+
+    root = generate_hub_dataset(tmp_path / "hub", domains=2, rois_per_domain=3, patches_per_side=2, patch_size=100, dates=12, seed=1).out
+    dates = {"GLOBAL_SENTINEL2_MTD_DATES.gpkg": read_dates_gpkg(root / "GLOBAL_ALL_MTD" / "GLOBAL_SENTINEL2_MTD_DATES.gpkg")}
+    ds = FlairHubDataset(discover_hub(root), ("sentinel", "sentinel_masks", "mask"), dates=dates)
+    herbaceous, agricultural = get("cosia").index_of("herbaceous vegetation"), get("cosia").index_of("agricultural land")
+    ndvi_of: dict[int, list[float]] = {herbaceous: [], agricultural: []}
+    for i in range(len(ds)):
+        sample = ds[i]
+        s2, days = sample["sentinel"].numpy(), sample["dates_days"].numpy()
+        ndvi = (s2[:, 6] - s2[:, 2]) / np.maximum(s2[:, 6] + s2[:, 2], 1)  # B08, B04
+        clear = sample["sentinel_masks"].numpy()[:, 1] < 20
+        late_summer = (days >= 95) & (days < 165)  # about mid-August to late October
+        cell = sample["mask"].shape[0] // 10
+        blocks = sample["mask"].numpy().reshape(10, cell, 10, cell).transpose(0, 2, 1, 3).reshape(10, 10, -1)
+        for cls, values in ndvi_of.items():
+            for r, c in zip(*np.nonzero((blocks == cls).mean(-1) >= 0.9), strict=True):
+                use = clear[:, r, c] & late_summer
+                if use.any():
+                    values.append(float(ndvi[use, r, c].mean()))
+    high, low = np.array(ndvi_of[herbaceous]), np.array(ndvi_of[agricultural])
+    assert len(high) >= 20 and len(low) >= 20
+    threshold = (high.mean() + low.mean()) / 2
+    accuracy = ((high > threshold).sum() + (low <= threshold).sum()) / (len(high) + len(low))
+    assert accuracy >= 0.95
