@@ -216,8 +216,12 @@ def test_label_outside_cosia_and_missing_modality(known_root: Path) -> None:
     with pytest.raises(FlairDataError, match=r"label values \[19\] are no CoSIA class \(values 0..18\)$"):
         ds[0]
     shutil.rmtree(known_root / f"{DOM}_SENTINEL2_MSK-SC")
-    with pytest.raises(FlairDataError, match="1 patch\\(es\\) lack a SENTINEL2_MSK-SC file"):
+    with pytest.raises(FlairDataError) as error:
         FlairHubDataset.from_root(known_root, "train", modalities=MODS)
+    assert str(error.value) == (
+        f"{hub_file(known_root, 'SENTINEL2_MSK-SC', '5-5')}: not found: 1 patch(es) lack a SENTINEL2_MSK-SC file, "
+        f"needed for the 'sentinel_masks' modality (first: {DOM}_{ROI}_5-5); run `flairlc check` on the root"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -410,3 +414,13 @@ def test_synthetic_hub_series_separate_fields_that_look_alike_from_the_air(tmp_p
     threshold = (high.mean() + low.mean()) / 2
     accuracy = ((high > threshold).sum() + (low <= threshold).sum()) / (len(high) + len(low))
     assert accuracy >= 0.95
+
+
+def test_collate_pads_each_sentinel1_series_with_its_own_mask() -> None:
+    def sample(t: int) -> dict:
+        return {"id": f"p{t}", "sentinel1_asc": torch.ones(t, 2, 10, 10), "sentinel1_asc_dates_days": torch.arange(t) + 1}
+
+    batch = collate_hub([sample(1), sample(3)])
+    assert batch["sentinel1_asc"].shape == (2, 3, 2, 10, 10) and batch["sentinel1_asc"][0, 1:].abs().sum() == 0
+    assert batch["sentinel1_asc_pad_mask"].tolist() == [[False, True, True], [False, False, False]]
+    assert batch["sentinel1_asc_dates_days"].tolist() == [[1, 0, 0], [1, 2, 3]] and batch["id"] == ["p1", "p3"]

@@ -84,7 +84,7 @@ def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:
         for name in sorted(present[patch.domain_year] - set(patch.files)):
             if HUB_MODALITIES[name].year == HISTORICAL_YEAR and name not in present.get(f"{patch.domain}-{HISTORICAL_YEAR}", set()):
                 continue
-            issues.append(Issue(ERROR, "missing-modality", _expected_path(root, patch, name),
+            issues.append(Issue(ERROR, "missing-modality", patch.file_of(name, root),
                                 f"patch {patch.id} has no {name} file (its domain-year has {name})"))
         headers = {}
         for name, path in sorted(patch.files.items()):
@@ -148,12 +148,6 @@ def _modalities_per_domain_year(root: Path) -> dict[str, set[str]]:
             if other.startswith(f"{domain}-") and other != key:
                 present[other] |= present[key]
     return present
-
-
-def _expected_path(root: Path, patch: HubPatch, name: str) -> Path:
-    year = HUB_MODALITIES[name].year or patch.year
-    stem = f"{patch.domain}-{year}_{name}"
-    return root / stem / patch.roi / f"{stem}_{patch.roi}_{patch.row}-{patch.col}.tif"
 
 
 def _inspect(

@@ -178,7 +178,7 @@ class FlairHubDataset(Dataset):
             if missing:
                 first = missing[0]
                 raise FlairDataError(
-                    first.id, f"{len(missing)} patch(es) lack a {modality.name} file, needed for the "
+                    first.file_of(modality.name), f"not found: {len(missing)} patch(es) lack a {modality.name} file, needed for the "
                     f"'{modality.key}' modality (first: {first.id}); run `flairlc check` on the root",
                 )
             if modality.dates_file is None:

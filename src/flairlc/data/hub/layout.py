@@ -68,6 +68,20 @@ class HubPatch:
         """``D006-2020``: the domain-year, as in folder names."""
         return f"{self.domain}-{self.year}"
 
+    def file_of(self, modality: str, root: str | Path | None = None) -> Path:
+        """The patch's file of a modality: the one found, else where the layout puts it.
+
+        Args:
+            modality: folder suffix, e.g. ``"DEM_ELEV"``.
+            root: the dataset root; default: the root of the patch's other files.
+        """
+        if modality in self.files:
+            return self.files[modality]
+        if root is None:
+            root = next(iter(self.files.values())).parents[2] if self.files else Path()
+        stem = f"{self.domain}-{HUB_MODALITIES[modality].year or self.year}_{modality}"
+        return Path(root) / stem / self.roi / f"{stem}_{self.roi}_{self.row}-{self.col}.tif"
+
 
 def parse_patch_id(patch_id: str) -> tuple[str, str, str, int, int]:
     """``(domain, year, roi, row, col)`` of a patch id.
