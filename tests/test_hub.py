@@ -112,9 +112,19 @@ def test_discovery_finds_every_modality_and_attaches_the_historical_one(known_ro
     assert [set(p.files) for p in only] == [{"SENTINEL2_TS"}] * 2
 
 
-def test_discovery_of_a_folder_without_modalities_names_it(tmp_path: Path) -> None:
+def test_discovery_of_a_folder_without_modalities_names_it(tmp_path: Path, capsys) -> None:
+    from flairlc.cli import main
+
     with pytest.raises(FlairDataError, match=f"^{tmp_path}: no FLAIR-HUB modality folder"):
         discover_hub(tmp_path)
+    (tmp_path / "D006-2020_AERIAL_RGBI.zip").write_bytes(b"PK")
+    (tmp_path / "D006-2020_DEM_ELEV_DATA.zip").write_bytes(b"PK")  # IGN's newer downloader's names
+    problem = "2 FLAIR-HUB archive(s) (e.g. D006-2020_AERIAL_RGBI.zip) but no modality folder: unzip them into the root"
+    with pytest.raises(FlairDataError) as error:
+        discover_hub(tmp_path)
+    assert str(error.value) == f"{tmp_path}: {problem}"
+    assert main(["check", str(tmp_path)]) == 1
+    assert f"    {tmp_path}: {problem}\n" in capsys.readouterr().out
 
 
 def test_dates_in_key_order_and_offsets_to_15_may_of_their_own_year(known_root: Path) -> None:

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    synth = commands.add_parser("synth", help="generate a synthetic dataset in the exact FLAIR #2 format")
+    synth = commands.add_parser("synth", help="generate a synthetic dataset in the exact FLAIR #2 (or FLAIR-HUB) format")
     synth.add_argument("out", type=Path, help="output root")
     synth.add_argument("--domains", type=int, default=6, help="number of domains (default 6)")
     synth.add_argument("--areas-per-domain", type=int, default=2)

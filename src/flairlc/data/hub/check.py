@@ -35,6 +35,7 @@ from flairlc.data.hub.layout import (
     HubPatch,
     discover_hub,
     modality_folders,
+    modality_zips,
     read_dates_gpkg,
     read_split_gpkg,
     split_gpkg_path,
@@ -48,9 +49,9 @@ FOOTPRINT_REFERENCE = "AERIAL_RGBI"
 
 
 def is_hub_root(root: str | Path) -> bool:
-    """Whether a folder holds FLAIR-HUB modality folders (``{DOM}-{YEAR}_{MODALITY}``)."""
+    """Whether a folder holds FLAIR-HUB modality folders (``{DOM}-{YEAR}_{MODALITY}``) or archives."""
     root = Path(root)
-    return root.is_dir() and bool(modality_folders(root))
+    return root.is_dir() and bool(modality_folders(root) or modality_zips(root))
 
 
 def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:

@@ -108,6 +108,16 @@ def modality_folders(root: str | Path) -> list[tuple[Path, str, str, str]]:
     return out
 
 
+def modality_zips(root: str | Path) -> list[Path]:
+    """The released archives ``{DOM}-{YEAR}_{MOD}[_{DATATYPE}].zip`` lying in a root, sorted."""
+    out = []
+    for path in sorted(Path(root).glob("D*.zip")):
+        match = _FOLDER.match(path.stem)
+        if match and any(match["modality"] == m or match["modality"].startswith(f"{m}_") for m in HUB_MODALITIES):
+            out.append(path)
+    return out
+
+
 def patch_files(folder: Path, domain: str, year: str, modality: str) -> Iterable[tuple[Path, str, int, int]]:
     """The GeoTIFFs of one modality folder: ``(path, roi, row, col)``; other files are skipped."""
     prefix = f"{domain}-{year}_{modality}_"
@@ -138,6 +148,11 @@ def discover_hub(root: str | Path, modalities: Sequence[str] | None = None) -> l
     wanted = set(modalities) if modalities is not None else set(HUB_MODALITIES)
     folders = [f for f in modality_folders(root) if f[3] in wanted]
     if not folders:
+        zips = modality_zips(root)
+        if zips:
+            raise FlairDataError(
+                root, f"{len(zips)} FLAIR-HUB archive(s) (e.g. {zips[0].name}) but no modality folder: unzip them into the root"
+            )
         raise FlairDataError(
             root, "no FLAIR-HUB modality folder ({DOM}-{YEAR}_{MODALITY}, e.g. D006-2020_AERIAL_RGBI) in it"
         )
