@@ -434,3 +434,20 @@ def test_collate_pads_each_sentinel1_series_with_its_own_mask() -> None:
     assert batch["sentinel1_asc"].shape == (2, 3, 2, 10, 10) and batch["sentinel1_asc"][0, 1:].abs().sum() == 0
     assert batch["sentinel1_asc_pad_mask"].tolist() == [[False, True, True], [False, False, False]]
     assert batch["sentinel1_asc_dates_days"].tolist() == [[1, 0, 0], [1, 2, 3]] and batch["id"] == ["p1", "p3"]
+
+
+def test_reader_errors_are_one_line_naming_the_file(known_root: Path, tmp_path: Path) -> None:
+    aerial = write_tif(hub_file(known_root, "AERIAL_RGBI", "5-5"), np.zeros((4, PX, PX), np.uint16), 0.2)
+    series = write_tif(hub_file(known_root, "SENTINEL2_TS", "5-5"), np.zeros((25, 10, 10), np.uint16), 1.6)
+    ds = FlairHubDataset.from_root(known_root, "train", modalities=("aerial",))
+    with pytest.raises(FlairDataError) as error:
+        ds[0]
+    assert str(error.value) == f"{aerial}: AERIAL_RGBI has dtype uint16, expected uint8"
+    ds = FlairHubDataset.from_root(known_root, "train", modalities=("sentinel",))
+    with pytest.raises(FlairDataError) as error:
+        ds[0]
+    assert str(error.value) == f"{series}: SENTINEL2_TS has 25 bands, not a multiple of 10 (bands per date)"
+    garbage = tmp_path / "GLOBAL_ALL_MTD_SPLIT.gpkg"
+    garbage.write_bytes(b"not a geopackage")
+    with pytest.raises(FlairDataError, match=f"^{garbage}: cannot read as a GeoPackage \\("):
+        read_split_gpkg(garbage)
