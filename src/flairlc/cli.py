@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    synth = commands.add_parser("synth", help="generate a synthetic dataset in the exact FLAIR #2 format")
+    synth = commands.add_parser("synth", help="generate a synthetic dataset in the exact FLAIR #2 (or FLAIR-HUB) format")
     synth.add_argument("out", type=Path, help="output root")
     synth.add_argument("--domains", type=int, default=6, help="number of domains (default 6)")
     synth.add_argument("--areas-per-domain", type=int, default=2)
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dates", type=int, default=20, help="Sentinel-2 dates per year (default 20)")
     synth.add_argument("--test-domains", type=int, default=None, help="domains in the test trees (default ~20%%)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--layout", choices=("flair-2", "flair-hub"), default="flair-2",
+                       help="FLAIR #2 trees (default) or FLAIR-HUB (an area is an ROI of patches-per-area cells)")
 
     territory = commands.add_parser(
         "synth-territory",
@@ -288,6 +290,13 @@ def _synth(args: argparse.Namespace) -> int:
     from flairlc.outputs import check_writable_dir
 
     check_writable_dir(args.out, "dataset root")
+    if args.layout == "flair-hub":
+        from flairlc.data.synthetic.hub import generate_hub_dataset
+
+        side = max(1, round(args.patches_per_area**0.5))
+        print(generate_hub_dataset(args.out, args.domains, args.areas_per_domain, side, args.patch_size, args.dates,
+                                   args.seed).describe() + f"\nnext: flairlc check {args.out}")
+        return 0
     s = generate_dataset(
         args.out, domains=args.domains, areas_per_domain=args.areas_per_domain,
         patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
@@ -347,6 +356,12 @@ def _check(args: argparse.Namespace) -> int:
     if not args.root.is_dir():
         problem = "does not exist" if not args.root.exists() else "is not a folder"
         raise FileNotFoundError(f"dataset root {args.root} {problem}")
+    from flairlc.data.hub.check import check_hub, is_hub_root
+
+    if is_hub_root(args.root):  # FLAIR-HUB layout: every file read, counts per split_1
+        report = check_hub(args.root)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+        return 0 if report.ok else 1
     report = check_dataset(
         args.root, toy=True if args.toy else None, sat_patch_size=args.sat_patch_size,
         progress=not args.json, quick=args.quick, workers=args.workers,
