@@ -470,6 +470,9 @@ def _map_area(args: argparse.Namespace) -> int:
                "probabilities": args.probabilities, "runtime": args.runtime}
     aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
     elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
+    if args.finish_only and not (args.out / "job.json").is_file():
+        raise ValueError(f"--finish-only: {args.out} holds no map job (no job.json): nothing to finish; "
+                         "map it first (the same command without --finish-only)")
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
                         zone=args.zone, tile_px=args.tile_size, **options)
     shard = parse_shard(args.shard) if args.engine == "local" else None
@@ -517,8 +520,20 @@ def _map_area(args: argparse.Namespace) -> int:
     if summary["failures"]:
         print(f"flairlc map-area: {tiles['failed']} tile(s) failed (details in {job.root / 'failures'}): "
               "rerun the same command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    if args.finish_only and tiles["pending"]:
+        # After a job array, a shard that did not run leaves tiles nobody mapped: say which.
+        failed = {f["tile"] for f in summary["failures"]}
+        pending = [t.name for t in job.pending() if t.name not in failed]
+        print(f"flairlc map-area: {len(pending)}/{tiles['total']} tiles pending ({_some(pending)}): the mosaic "
+              "holds the tiles done; map the rest (the same command without --finish-only), then finish again",
+              file=sys.stderr)
+    return 1 if summary["failures"] or (args.finish_only and tiles["pending"]) else 0
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, then how many more: ``a, b, c and 5 more``."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _areas(args: argparse.Namespace) -> int:

@@ -192,7 +192,8 @@ class MapJob:
         """Create the job in ``root``, or reopen it when ``root`` holds the same job.
 
         Args:
-            root: the job folder (created).
+            root: the job folder, created once every input is checked (a refused start leaves
+                nothing behind: no folder without ``job.json``).
             checkpoint: the model (a flairlc checkpoint, e.g. from ``flairlc import-weights``).
             aerial: orthophoto tiles: a folder of ``.tif``/``.jp2`` tiles, a list of them, or one
                 raster or VRT. Bands as for ``flairlc map`` (``aerial_bands`` names them).
@@ -226,7 +227,6 @@ class MapJob:
             raise MappingInputError(f"Sentinel-2 folder {sentinel} does not exist")
         if zone is not None and not Path(zone).is_file():
             raise MappingInputError(f"zone file {zone} does not exist")
-        check_writable_dir(root, "job folder")
         aerial_mosaic = scan_tiles(aerial, "aerial")
         if aerial_mosaic.dtype != "uint8":
             raise MappingInputError(f"aerial tiles are {aerial_mosaic.dtype}: expected uint8")
@@ -259,16 +259,27 @@ class MapJob:
                     f"{root} holds a map job with other settings ({', '.join(keys)} differ): give another "
                     "job folder, or delete this one to start over"
                 )
-        write_vrt(root / "inputs" / "aerial.vrt", aerial_mosaic.grid, aerial_mosaic.tiles,
-                  aerial_mosaic.count, aerial_mosaic.dtype)
-        if elevation_mosaic is not None:
-            write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
-                      elevation_mosaic.count, elevation_mosaic.dtype)
-        else:
-            (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
-        _check_inputs(root, hparams, options, sentinel)
-        if not spec_path.exists():
-            write_json(spec_path, spec, indent=1)
+        # Every input is read and checked before the folder is made; what a refused start wrote
+        # is taken back, so that a folder without job.json is never left behind.
+        fresh = not spec_path.exists()
+        made = [p for p in (*reversed(root.absolute().parents), root.absolute(), root.absolute() / "inputs")
+                if not p.exists()]
+        check_writable_dir(root, "job folder")
+        try:
+            write_vrt(root / "inputs" / "aerial.vrt", aerial_mosaic.grid, aerial_mosaic.tiles,
+                      aerial_mosaic.count, aerial_mosaic.dtype)
+            if elevation_mosaic is not None:
+                write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
+                          elevation_mosaic.count, elevation_mosaic.dtype)
+            else:
+                (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
+            _check_inputs(root, hparams, options, sentinel)
+            if not spec_path.exists():
+                write_json(spec_path, spec, indent=1)
+        except BaseException:
+            if fresh and not spec_path.exists():
+                _undo_start(root, made)
+            raise
         job = cls(root, spec, grid, aerial_mosaic, zone_geometry)
         job.tasks = job._plan()
         return job
@@ -437,6 +448,18 @@ def _colormap(ds) -> dict[int, tuple[int, ...]] | None:
         return ds.colormap(1)
     except ValueError:
         return None
+
+
+def _undo_start(root: Path, made: list[Path]) -> None:
+    """Remove what a refused :meth:`MapJob.create` wrote: the input VRTs, and the folders it made
+    (when empty: another process may be starting the same job)."""
+    for name in ("aerial.vrt", "elevation.vrt"):
+        (root / "inputs" / name).unlink(missing_ok=True)
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
