@@ -195,9 +195,16 @@ def _add_map_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--coverage-policy", choices=("error", "warn"), default="error",
-        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, or "
-             "a series without the cloud masks the model needs: refuse (default) or warn and map "
-             "what is covered (nodata elsewhere). No overlap at all is always an error",
+        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, a "
+             "series without the cloud masks the model needs, or Sentinel-2 dates outside the "
+             "orthophoto's survey year: refuse (default) or warn and map what is covered (nodata "
+             "elsewhere). No overlap at all is always an error",
+    )
+    parser.add_argument(
+        "--aerial-date",
+        help="the orthophoto's survey date or year (YYYY-MM-DD or YYYY) when its files do not say it "
+             "(ACQUISITION_DATE tag, IGN BD ORTHO names): every Sentinel-2 date must fall in that year, "
+             "else refused or a warning by --coverage-policy",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runtime", choices=("torch", "compile", "onnx"), default="torch",
@@ -443,7 +450,7 @@ def _map(args: argparse.Namespace) -> int:
         probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
         coverage_policy=args.coverage_policy, device=device,
         predictor_id=predictor_id, rank=rank, world_size=world_size, aerial_bands=args.aerial_bands,
-        max_window=args.max_window, precision=args.precision,
+        max_window=args.max_window, precision=args.precision, aerial_date=args.aerial_date,
     )
     if rank != 0:
         return 0
@@ -474,7 +481,7 @@ def _map_area(args: argparse.Namespace) -> int:
         raise ValueError(f"--finish-only: {args.out} holds no map job (no job.json): nothing to finish; "
                          "map it first (the same command without --finish-only)")
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
-                        zone=args.zone, tile_px=args.tile_size, **options)
+                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, **options)
     shard = parse_shard(args.shard) if args.engine == "local" else None
     if args.shard and args.engine != "local":
         raise ValueError("--shard splits the tiles without an engine: use it with --engine local")
