@@ -23,7 +23,7 @@ from flairlc.mapping.acquisition import AerialAcquisition, read_acquisition
 from flairlc.mapping.coverage import CoverageError, SeriesDatesWarning
 from flairlc.mapping.errors import MappingInputError
 from flairlc.mapping.job import MapJob
-from flairlc.mapping.mosaic import scan_tiles
+from flairlc.mapping.mosaic import scan_tiles, write_vrt
 from flairlc.training.finetune import file_sha256
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -87,6 +87,15 @@ def test_the_survey_year_is_read_from_the_tag_ign_names_or_given(territory, tmp_
         dst.write(data)
         dst.update_tags(TIFFTAG_DATETIME="2023:01:10 12:00:00")
     assert read_acquisition(untagged) is None
+    # A VRT of BD ORTHO tiles that carry no tag: the names of its files.
+    ign_tiles = []
+    for i, tile in enumerate(territory["tiles"][:2]):
+        ign_tiles.append(shutil.copy(tile, tmp_path / f"75-2021-{i:04d}-6865-LA93-0M20-E080.tif"))
+        with rasterio.open(ign_tiles[-1], "r+") as ds:
+            ds.update_tags(ACQUISITION_DATE="")
+    mosaic = scan_tiles(ign_tiles)
+    vrt = write_vrt(tmp_path / "ign.vrt", mosaic.grid, mosaic.tiles, mosaic.count)
+    assert read_acquisition(vrt) == AerialAcquisition((2021,), "IGN names of the files of ign.vrt")
 
 
 def _map(territory, tmp_path, series_year: int, aerial: Path | None = None, **kw):
