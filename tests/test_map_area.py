@@ -358,3 +358,85 @@ def test_a_fourth_band_flagged_alpha_is_data(tmp_path):
     with AerialSource(write_raster(tmp_path / "nodata.tif", data, nodata=0), bands=("R", "G", "B", "NIR")) as source:
         valid = source.valid(Window(0, 0, 64, 64))
     assert valid[:60].all() and not valid[60:].any()
+
+
+def _map_area_args(area, out: Path, *extra: str) -> list[str]:
+    """``flairlc map-area`` arguments of the job :func:`_job` creates."""
+    return ["map-area", "--checkpoint", str(area["checkpoint"]), "--aerial", str(area["ortho"]),
+            "--elevation", str(area["elevation"]), "--out", str(out), "--tile-size", "256",
+            "--window", "256", "--overlap", "64", "--batch-size", "4", *extra]
+
+
+def _hashes(*folders_or_files: Path) -> dict[str, str]:
+    from flairlc.training.finetune import file_sha256
+
+    files = [p for f in folders_or_files for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+    return {str(p): file_sha256(p) for p in files if p.is_file()}
+
+
+def test_finish_only_names_the_pending_tiles_and_exits_1(area, local_job, tmp_path, capsys):
+    """After a job array with shards missing, --finish-only writes the mosaic of the tiles done,
+    says how many are pending (a few names, then a count) and fails; with all done it succeeds."""
+    from flairlc.cli import main
+
+    assert main(_map_area_args(area, local_job.root, "--finish-only")) == 0
+    assert "pending" not in capsys.readouterr().err
+    out = tmp_path / "job"
+    shutil.copytree(local_job.root, out)
+    names = [t.name for t in local_job.tasks]
+    for name in names[8:]:
+        (out / "tiles" / f"{name}.tif").unlink()
+    inputs = _hashes(area["ortho"], area["elevation"], area["checkpoint"])
+    assert main(_map_area_args(area, out, "--finish-only")) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "pending" in line]
+    assert err == [f"flairlc map-area: 8/16 tiles pending ({', '.join(names[8:11])} and 5 more): the mosaic holds "
+                   "the tiles done; map the rest (the same command without --finish-only), then finish again"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tiles"]["done"] == 8 and summary["tiles"]["pending"] == 8
+    with rasterio.open(out / "map.vrt") as ds:
+        assert len(ds.files) == 1 + 8  # the VRT and its 8 tiles
+    assert _hashes(area["ortho"], area["elevation"], area["checkpoint"]) == inputs
+
+
+def test_finish_only_without_a_job_is_refused_and_creates_nothing(area, tmp_path, capsys):
+    from flairlc.cli import main
+
+    out = tmp_path / "never" / "job"
+    assert main(_map_area_args(area, out, "--finish-only")) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"flairlc map-area: error: --finish-only: {out} holds no map job (no job.json): nothing to finish; "
+        "map it first (the same command without --finish-only)"]
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_refused_start_leaves_no_job_folder(area, tmp_path, capsys):
+    """Missing or empty tile folders, an unreadable checkpoint, and inputs refused after the
+    mosaics are written (no elevation for a model that reads it): no folder without job.json."""
+    from flairlc.cli import main
+
+    (tmp_path / "empty").mkdir()
+    bad_checkpoint = tmp_path / "bad.ckpt"
+    bad_checkpoint.write_text("not a checkpoint")
+    inputs = _hashes(area["ortho"], area["elevation"], area["checkpoint"], bad_checkpoint)
+    cases = {
+        "missing tiles": ["--aerial", str(tmp_path / "nowhere")],
+        "empty tile folder": ["--aerial", str(tmp_path / "empty")],
+        "bad checkpoint": ["--checkpoint", str(bad_checkpoint)],
+    }
+    for what, override in cases.items():
+        out = tmp_path / "jobs" / what.replace(" ", "_")
+        assert main(_map_area_args(area, out, *override)) == 2, what
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith("flairlc map-area: error: "), (what, err)
+        assert not (tmp_path / "jobs").exists(), what
+    # Refused after the input mosaics are written: they are taken back, the folders made removed.
+    out = tmp_path / "jobs" / "no_elevation"
+    with pytest.raises(MappingInputError, match="elevation"):
+        MapJob.create(out, area["checkpoint"], area["ortho"], tile_px=256)
+    assert not (tmp_path / "jobs").exists()
+    # A folder that was there (empty) is left as it was.
+    (tmp_path / "given").mkdir()
+    with pytest.raises(MappingInputError, match="elevation"):
+        MapJob.create(tmp_path / "given", area["checkpoint"], area["ortho"], tile_px=256)
+    assert list((tmp_path / "given").iterdir()) == []
+    assert _hashes(area["ortho"], area["elevation"], area["checkpoint"], bad_checkpoint) == inputs

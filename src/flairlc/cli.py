@@ -197,9 +197,16 @@ def _add_map_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--coverage-policy", choices=("error", "warn"), default="error",
-        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, or "
-             "a series without the cloud masks the model needs: refuse (default) or warn and map "
-             "what is covered (nodata elsewhere). No overlap at all is always an error",
+        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, a "
+             "series without the cloud masks the model needs, or Sentinel-2 dates outside the "
+             "orthophoto's survey year: refuse (default) or warn and map what is covered (nodata "
+             "elsewhere). No overlap at all is always an error",
+    )
+    parser.add_argument(
+        "--aerial-date",
+        help="the orthophoto's survey date or year (YYYY-MM-DD or YYYY) when its files do not say it "
+             "(ACQUISITION_DATE tag, IGN BD ORTHO names): every Sentinel-2 date must fall in that year, "
+             "else refused or a warning by --coverage-policy",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runtime", choices=("torch", "compile", "onnx"), default="torch",
@@ -458,7 +465,7 @@ def _map(args: argparse.Namespace) -> int:
         probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
         coverage_policy=args.coverage_policy, device=device,
         predictor_id=predictor_id, rank=rank, world_size=world_size, aerial_bands=args.aerial_bands,
-        max_window=args.max_window, precision=args.precision,
+        max_window=args.max_window, precision=args.precision, aerial_date=args.aerial_date,
     )
     if rank != 0:
         return 0
@@ -485,8 +492,11 @@ def _map_area(args: argparse.Namespace) -> int:
                "probabilities": args.probabilities, "runtime": args.runtime}
     aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
     elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
+    if args.finish_only and not (args.out / "job.json").is_file():
+        raise ValueError(f"--finish-only: {args.out} holds no map job (no job.json): nothing to finish; "
+                         "map it first (the same command without --finish-only)")
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
-                        zone=args.zone, tile_px=args.tile_size, **options)
+                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, **options)
     shard = parse_shard(args.shard) if args.engine == "local" else None
     if args.shard and args.engine != "local":
         raise ValueError("--shard splits the tiles without an engine: use it with --engine local")
@@ -532,8 +542,20 @@ def _map_area(args: argparse.Namespace) -> int:
     if summary["failures"]:
         print(f"flairlc map-area: {tiles['failed']} tile(s) failed (details in {job.root / 'failures'}): "
               "rerun the same command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    if args.finish_only and tiles["pending"]:
+        # After a job array, a shard that did not run leaves tiles nobody mapped: say which.
+        failed = {f["tile"] for f in summary["failures"]}
+        pending = [t.name for t in job.pending() if t.name not in failed]
+        print(f"flairlc map-area: {len(pending)}/{tiles['total']} tiles pending ({_some(pending)}): the mosaic "
+              "holds the tiles done; map the rest (the same command without --finish-only), then finish again",
+              file=sys.stderr)
+    return 1 if summary["failures"] or (args.finish_only and tiles["pending"]) else 0
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, then how many more: ``a, b, c and 5 more``."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _areas(args: argparse.Namespace) -> int:

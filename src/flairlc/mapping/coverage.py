@@ -15,17 +15,27 @@ The policy (``coverage_policy``, ``flairlc map --coverage-policy``) decides:
 An input that does not overlap the aerial extent at all is an error under both policies.
 Coverage is judged on bounding boxes: an input's extent is transformed into the aerial CRS (or the
 aerial extent into the input's), which is exact for inputs in the same CRS.
+
+The same policy judges coverage in time (:func:`check_dates`). FLAIR pairs each aerial patch with
+the Sentinel-2 series of its survey year, so every date of a series must fall in the calendar year
+the orthophoto was flown (:mod:`flairlc.mapping.acquisition` reads it; in any of the years, for a
+mosaic of several). A date outside it is an error under ``"error"`` and a one-line warning under
+``"warn"`` (the map then uses the series as given). When the survey year is unknown, one warning
+says the dates cannot be checked, under both policies.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rasterio.warp import transform_bounds
 
+from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition
 from flairlc.mapping.errors import MappingInputError
 
 #: The coverage policies of :func:`flairlc.mapping.map_raster`.
@@ -36,6 +46,10 @@ COVERAGE_TOLERANCE_PX = 1.0
 
 class CoverageError(MappingInputError):
     """An input does not cover the aerial image as the coverage policy requires."""
+
+
+class SeriesDatesWarning(UserWarning):
+    """The dates of a Sentinel-2 series are outside the aerial image's survey year, or unchecked."""
 
 
 @dataclass(frozen=True)
@@ -146,3 +160,41 @@ def intersect(parts: list[Extent | None]) -> Extent | None:
 def pixel_size(transform) -> float:
     """The larger side of a raster's pixels, in its CRS units."""
     return max(math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e))
+
+
+def _span(dates: Sequence[datetime.date]) -> str:
+    return f"{dates[0]}" if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
+
+def check_dates(folder: Path, dates: Sequence[datetime.date], acquisition: AerialAcquisition | None,
+                aerial_path: Path, policy: str) -> None:
+    """Whether a Sentinel-2 series comes from the survey year of the aerial image, under ``policy``.
+
+    Args:
+        folder: the series folder, for messages.
+        dates: its acquisition dates, sorted.
+        acquisition: the aerial image's survey year(s)
+            (:func:`~flairlc.mapping.acquisition.read_acquisition`), None when unknown.
+        aerial_path: the aerial image, for messages.
+        policy: ``"error"`` or ``"warn"`` (see the module docstring).
+
+    Raises:
+        CoverageError: under ``"error"``, a date outside the survey year(s).
+    """
+    if not dates:
+        return
+    if acquisition is None:
+        warnings.warn(
+            f"the survey year of the aerial image {aerial_path} is unknown (no {ACQUISITION_TAG} tag, no IGN "
+            f"BD ORTHO name): the Sentinel-2 dates of {folder} ({_span(dates)}) are not checked against it; "
+            "pass --aerial-date YYYY to check them", SeriesDatesWarning, stacklevel=3)
+        return
+    outside = [d for d in dates if d.year not in acquisition.years]
+    if not outside:
+        return
+    where = (f"Sentinel-2 series {folder}: {len(outside)} of {len(dates)} dates ({_span(outside)}) are not in "
+             f"{acquisition}, the survey year of the aerial image {aerial_path} ({acquisition.source})")
+    if policy == "error":
+        raise CoverageError(f"{where}; give the series of that year, or pass --coverage-policy warn to map "
+                            "with these dates")
+    warnings.warn(f"{where}: mapped with them", SeriesDatesWarning, stacklevel=3)

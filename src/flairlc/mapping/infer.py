@@ -47,8 +47,10 @@ from tqdm import tqdm
 
 from flairlc import nomenclature
 from flairlc.data.bands import AERIAL_BANDS
+from flairlc.mapping.acquisition import read_acquisition
 from flairlc.mapping.blending import blend_weights, fit_window, window_starts
 from flairlc.mapping.cog import finalize_cog, working_profile
+from flairlc.mapping.coverage import check_dates
 from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
 from flairlc.mapping.predictor import Predictor
 from flairlc.mapping.qml import write_qml
@@ -476,6 +478,7 @@ def map_raster(
     precision: str = "32",
     prefetch: int = 2,
     region: Window | None = None,
+    aerial_date: str | None = None,
 ) -> MapResult:
     """Map an aerial raster of any size to a land-cover COG with a trained predictor.
 
@@ -532,6 +535,9 @@ def map_raster(
         max_window: largest window side of the default window, pixels (memory grows with it:
             a batch of 4 windows through a ResNet34 U-Net on CPU peaks 1.7 GB higher at 1 024²,
             0.5 GB at 512²).
+        aerial_date: the aerial image's survey date or year (``YYYY-MM-DD``, ``YYYY``), when its
+            file does not say it: the Sentinel-2 dates must fall in that year
+            (:func:`~flairlc.mapping.coverage.check_dates`, by ``coverage_policy``).
 
     Returns:
         a :class:`MapResult`.
@@ -576,6 +582,8 @@ def map_raster(
             )
         try:
             if sentinel is not None:
+                check_dates(sentinel.folder, sentinel.dates, read_acquisition(aerial_path, aerial_date),
+                            source.aerial_path, coverage_policy)
                 source.restrict_to(sentinel.coverage)
             _check_outputs(out_path, probabilities_path, aerial_path, elevation_path)
             if window is None:

@@ -34,12 +34,14 @@ How it works:
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import os
 import socket
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,8 +52,10 @@ import rasterio
 from rasterio.windows import Window
 
 from flairlc import nomenclature
+from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition, read_acquisition
 from flairlc.mapping.blending import fit_window, window_starts
 from flairlc.mapping.cog import crop_to_cog, finalize_cog
+from flairlc.mapping.coverage import SeriesDatesWarning, check_dates
 from flairlc.mapping.errors import MappingInputError
 from flairlc.mapping.mosaic import Grid, Mosaic, RasterTile, scan_tiles, write_vrt
 from flairlc.mapping.qml import write_qml
@@ -187,12 +191,14 @@ class MapJob:
         sentinel: str | Path | None = None,
         zone: str | Path | None = None,
         tile_px: int = DEFAULT_TILE_PX,
+        aerial_date: str | None = None,
         **map_options: Any,
     ) -> MapJob:
         """Create the job in ``root``, or reopen it when ``root`` holds the same job.
 
         Args:
-            root: the job folder (created).
+            root: the job folder, created once every input is checked (a refused start leaves
+                nothing behind: no folder without ``job.json``).
             checkpoint: the model (a flairlc checkpoint, e.g. from ``flairlc import-weights``).
             aerial: orthophoto tiles: a folder of ``.tif``/``.jp2`` tiles, a list of them, or one
                 raster or VRT. Bands as for ``flairlc map`` (``aerial_bands`` names them).
@@ -201,6 +207,10 @@ class MapJob:
             zone: polygons (GeoPackage, shapefile…) to map: tiles outside are left out, pixels
                 outside are nodata.
             tile_px: output tile side, pixels (see :data:`DEFAULT_TILE_PX` for its cost).
+            aerial_date: the orthophoto's survey date or year (``YYYY-MM-DD``, ``YYYY``) when its
+                tiles do not say it (:mod:`flairlc.mapping.acquisition`): the Sentinel-2 dates
+                must fall in that year (:func:`~flairlc.mapping.coverage.check_dates`). Written in
+                ``inputs/aerial.vrt``, where the tiles' maps read it; not part of ``job.json``.
             map_options: :data:`MAP_OPTIONS` passed to :func:`~flairlc.mapping.map_raster`; the
                 window side is decided once for the area (``window``, else as ``map`` decides
                 it for one raster of the area: :func:`~flairlc.mapping.blending.fit_window` up
@@ -226,7 +236,6 @@ class MapJob:
             raise MappingInputError(f"Sentinel-2 folder {sentinel} does not exist")
         if zone is not None and not Path(zone).is_file():
             raise MappingInputError(f"zone file {zone} does not exist")
-        check_writable_dir(root, "job folder")
         aerial_mosaic = scan_tiles(aerial, "aerial")
         if aerial_mosaic.dtype != "uint8":
             raise MappingInputError(f"aerial tiles are {aerial_mosaic.dtype}: expected uint8")
@@ -234,6 +243,7 @@ class MapJob:
         zone_geometry = _zone_geometry(Path(zone), aerial_mosaic.grid.crs) if zone else None
         grid = _job_grid(aerial_mosaic.grid, zone_geometry)
         hparams = _checkpoint_hparams(checkpoint)
+        acquisition = read_acquisition([t.path for t in aerial_mosaic.tiles], aerial_date)
         if options["window"] is None:
             options["window"] = _default_window(hparams, grid, options)
         spec = {
@@ -259,16 +269,29 @@ class MapJob:
                     f"{root} holds a map job with other settings ({', '.join(keys)} differ): give another "
                     "job folder, or delete this one to start over"
                 )
-        write_vrt(root / "inputs" / "aerial.vrt", aerial_mosaic.grid, aerial_mosaic.tiles,
-                  aerial_mosaic.count, aerial_mosaic.dtype)
-        if elevation_mosaic is not None:
-            write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
-                      elevation_mosaic.count, elevation_mosaic.dtype)
-        else:
-            (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
-        _check_inputs(root, hparams, options, sentinel)
-        if not spec_path.exists():
-            write_json(spec_path, spec, indent=1)
+        # Every input is read and checked before the folder is made; what a refused start wrote
+        # is taken back, so that a folder without job.json is never left behind.
+        fresh = not spec_path.exists()
+        made = [p for p in (*reversed(root.absolute().parents), root.absolute(), root.absolute() / "inputs")
+                if not p.exists()]
+        check_writable_dir(root, "job folder")
+        try:
+            write_vrt(root / "inputs" / "aerial.vrt", aerial_mosaic.grid, aerial_mosaic.tiles,
+                      aerial_mosaic.count, aerial_mosaic.dtype,
+                      tags={ACQUISITION_TAG: acquisition.tag()} if acquisition else None)
+            if elevation_mosaic is not None:
+                write_vrt(root / "inputs" / "elevation.vrt", elevation_mosaic.grid, elevation_mosaic.tiles,
+                          elevation_mosaic.count, elevation_mosaic.dtype)
+            else:
+                (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
+            aerial_name = Path(aerial) if isinstance(aerial, (str, os.PathLike)) else aerial_mosaic.tiles[0].path.parent
+            _check_inputs(root, hparams, options, sentinel, acquisition, aerial_name)
+            if not spec_path.exists():
+                write_json(spec_path, spec, indent=1)
+        except BaseException:
+            if fresh and not spec_path.exists():
+                _undo_start(root, made)
+            raise
         job = cls(root, spec, grid, aerial_mosaic, zone_geometry)
         job.tasks = job._plan()
         return job
@@ -439,6 +462,18 @@ def _colormap(ds) -> dict[int, tuple[int, ...]] | None:
         return None
 
 
+def _undo_start(root: Path, made: list[Path]) -> None:
+    """Remove what a refused :meth:`MapJob.create` wrote: the input VRTs, and the folders it made
+    (when empty: another process may be starting the same job)."""
+    for name in ("aerial.vrt", "elevation.vrt"):
+        (root / "inputs" / name).unlink(missing_ok=True)
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
 def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
     from flairlc.training.checkpoint import CheckpointError, read_checkpoint
 
@@ -448,9 +483,11 @@ def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
         raise MappingInputError(str(error)) from None
 
 
-def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], sentinel) -> None:
+def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], sentinel,
+                  acquisition: AerialAcquisition | None, aerial_name: Path) -> None:
     """Before any tile: the mosaics hold the bands the model reads, at a usable resolution, and the
-    elevation and the Sentinel-2 series cover the aerial tiles (as ``map`` checks one raster)."""
+    elevation and the Sentinel-2 series cover the aerial tiles in space and time (as ``map``
+    checks one raster)."""
     from flairlc.mapping.inputs import AerialSource, SentinelSeries
     from flairlc.training.finetune import checkpoint_inputs
     from flairlc.training.task import MODEL_INPUTS
@@ -466,9 +503,12 @@ def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], 
                       raster_bands=options["aerial_bands"]) as source:
         if sentinel is not None and "sentinel" in MODEL_INPUTS.get(model, ()):
             reference = datetime.date.fromisoformat(str(hparams.get("reference_date", "2021-05-15")))
-            SentinelSeries(sentinel, source.crs, reference, aerial=source.extent, aerial_path=source.aerial_path,
-                           coverage_policy=options["coverage_policy"], resolution_policy=options["resolution_policy"],
-                           need_masks=bool(hparams.get("filter_clouds", False))).close()
+            series = SentinelSeries(sentinel, source.crs, reference, aerial=source.extent,
+                                    aerial_path=source.aerial_path, coverage_policy=options["coverage_policy"],
+                                    resolution_policy=options["resolution_policy"],
+                                    need_masks=bool(hparams.get("filter_clouds", False)))
+            series.close()
+            check_dates(series.folder, series.dates, acquisition, aerial_name, options["coverage_policy"])
 
 
 def _default_window(hparams: dict[str, Any], grid: Grid, options: dict[str, Any]) -> int:
@@ -555,7 +595,7 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
         region = Window(task.context[0] + col, task.context[1] + row, task.context[2], task.context[3])
         context_map = work / f"{task.name}.context.tif"
         context_proba = work / f"{task.name}.context.proba.tif" if options["probabilities"] else None
-        result = map_raster(
+        result = _without_date_warnings(map_raster)(
             predictor, job.aerial_vrt, context_map, region=region, elevation_path=job.elevation_vrt, sentinel_dir=job.spec["sentinel"],
             window=options["window"], overlap=options["overlap"], batch_size=options["batch_size"],
             max_window=options["max_window"], precision=options["precision"], aerial_bands=options["aerial_bands"],
@@ -582,6 +622,17 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
     }, indent=1)
     job.failure_path(task.name).unlink(missing_ok=True)
     return TileOutcome(task.name, "empty" if empty else "done", job.tile_km2(task), seconds, windows)
+
+
+def _without_date_warnings(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with :class:`~flairlc.mapping.coverage.SeriesDatesWarning` silenced: the job
+    judged the Sentinel-2 dates once, when it was created, and says it once, not per tile."""
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SeriesDatesWarning)
+            return function(*args, **kwargs)
+    return call
 
 
 def _outside_zone(job: MapJob, task: TileTask) -> np.ndarray | None:

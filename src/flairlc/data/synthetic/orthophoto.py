@@ -9,6 +9,7 @@ of ``docs/architecture.md`` ("Sentinel-2 input for mapping").
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -48,6 +49,12 @@ from flairlc.outputs import atomic_path
 SENTINEL_MARGIN_PX = 32
 #: Aerial rasters are rendered and written by blocks of this many pixels.
 BLOCK_PX = 512
+#: Metadata item of the aerial raster giving its acquisition date, ``YYYY-MM-DD`` (the mapper reads
+#: it to check that a Sentinel-2 series comes from the survey year: :mod:`flairlc.mapping.acquisition`).
+ACQUISITION_TAG = "ACQUISITION_DATE"
+#: Aerial surveys are flown in the growing season: first and last day of year of a flight
+#: (1 April, 30 September in a common year).
+FLIGHT_SEASON_DOY = (91, 273)
 _FORESTS = (CONIFEROUS, DECIDUOUS, MIXED)
 
 
@@ -57,12 +64,14 @@ class OrthophotoYear:
 
     Attributes:
         year: survey year.
-        aerial: 4-band uint8 GeoTIFF (R, G, B, NIR), 0.2 m, EPSG:2154.
+        aerial: 4-band uint8 GeoTIFF (R, G, B, NIR), 0.2 m, EPSG:2154, with its acquisition date
+            in the metadata item :data:`ACQUISITION_TAG`.
         elevation: 1-band uint8 GeoTIFF on the same grid (height above ground, 10 DN per metre).
         truth: 1-band uint8 GeoTIFF of zero-based baseline indices 0..12 on the same grid.
         sentinel: folder of ``{product}.tif`` (10 bands uint16, 10 m) and ``{product}_masks.tif``
             (2 bands uint8: snow, then cloud probability, 0–100).
         products: the Sentinel-2 product names, in date order.
+        acquired: the aerial image's acquisition date (in ``year``).
     """
 
     year: int
@@ -71,6 +80,14 @@ class OrthophotoYear:
     truth: Path
     sentinel: Path
     products: list[str]
+    acquired: dt.date
+
+
+def flight_date(seed: int, year: int) -> dt.date:
+    """The day the synthetic orthophoto of ``year`` was flown, in :data:`FLIGHT_SEASON_DOY`
+    (its own generator: the scene's draws do not change)."""
+    day = int(np.random.default_rng([seed, year, 11]).integers(FLIGHT_SEASON_DOY[0], FLIGHT_SEASON_DOY[1] + 1))
+    return dt.date(year, 1, 1) + dt.timedelta(days=day - 1)
 
 
 def _parcel_areas(scene: Scene, grid: Grid) -> np.ndarray:
@@ -142,9 +159,10 @@ def apply_change(scene: Scene, grid: Grid, fraction: float, rng: np.random.Gener
 
 
 def _write_year_rasters(
-    folder: Path, scene: Scene, grid: Grid, radiometry: Radiometry, seed: int
+    folder: Path, scene: Scene, grid: Grid, radiometry: Radiometry, seed: int, acquired: dt.date
 ) -> tuple[Path, Path, Path]:
-    """Render the aerial, elevation and truth rasters block by block."""
+    """Render the aerial, elevation and truth rasters block by block; the aerial one carries its
+    acquisition date."""
     base = {
         "driver": "GTiff",
         "width": grid.width,
@@ -160,6 +178,7 @@ def _write_year_rasters(
         parts = [stack.enter_context(atomic_path(p)) for p in paths]
         # Four data bands: not RGB + alpha (GDAL's guess for 4 bands), or NIR = 0 would be nodata.
         aerial = stack.enter_context(rasterio.open(parts[0], "w", count=4, dtype="uint8", photometric="minisblack", **base))
+        aerial.update_tags(**{ACQUISITION_TAG: acquired.isoformat()})
         elevation = stack.enter_context(rasterio.open(parts[1], "w", count=1, dtype="uint8", **base))
         truth = stack.enter_context(rasterio.open(parts[2], "w", count=1, dtype="uint8", **base))
         truth.write_colormap(1, colormap("baseline"))
@@ -244,11 +263,12 @@ def generate_orthophoto(
             scene = apply_change(scene, grid, change_fraction, rng)
         folder = Path(out_dir) / str(year)
         folder.mkdir(parents=True, exist_ok=True)
+        acquired = flight_date(seed, year)
         aerial, elevation, truth = _write_year_rasters(
-            folder, scene, grid, Radiometry.draw(rng), seed * 10_000 + year
+            folder, scene, grid, Radiometry.draw(rng), seed * 10_000 + year, acquired
         )
         products = _write_sentinel(
             folder / "sentinel", scene, sat, year, dates, rng, seed * 10_000 + year
         )
-        out.append(OrthophotoYear(year, aerial, elevation, truth, folder / "sentinel", products))
+        out.append(OrthophotoYear(year, aerial, elevation, truth, folder / "sentinel", products, acquired))
     return out

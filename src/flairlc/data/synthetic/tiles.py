@@ -33,7 +33,7 @@ def cut_into_tiles(
     skip: Iterable[tuple[int, int]] = (),
 ) -> list[Path]:
     """Write ``raster`` as tiles of ``tile_m`` metres named ``{prefix}_{x}_{y}`` (upper-left
-    corner, metres).
+    corner, metres), each with the raster's metadata items (e.g. its acquisition date).
 
     Args:
         raster: the raster to cut (north-up, projected CRS in metres).
@@ -85,10 +85,11 @@ def cut_into_tiles(
                     profile.update(compress="deflate", tiled=True, blockxsize=256, blockysize=256,
                                    photometric="minisblack")
                 else:
-                    profile.update(QUALITY=100, REVERSIBLE="YES")
+                    profile.update(QUALITY=100, REVERSIBLE="YES", WRITE_METADATA="YES")
                 with atomic_path(path, keep_suffix=True) as temporary:
                     with rasterio.open(temporary, "w", **profile) as dst:
                         dst.write(data)
+                        dst.update_tags(**src.tags())  # e.g. the acquisition date
                 paths.append(path)
     return paths
 
