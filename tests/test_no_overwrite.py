@@ -17,7 +17,7 @@ import pytest
 import rasterio
 
 from flairlc.cli import main
-from flairlc.outputs import OutputError, refuse_inputs_as_outputs, replaced_folder
+from flairlc.outputs import OutputError
 
 #: The territory's side, pixels (51.2 m), cut into orthophoto tiles of TILE_M.
 SIZE_PX, TILE_M = 256, 25.6
@@ -104,7 +104,7 @@ def test_map_refuses_to_write_over_its_inputs(inputs, tmp_path, capsys, output, 
     given = {"--checkpoint": inputs["checkpoint"], "--elevation": inputs["elevation"],
              "--sentinel": inputs["sentinel"], "--aerial": inputs["vrt"] if via == "vrt" else inputs["aerial"]}
     argv = ["map", "--checkpoint", str(given["--checkpoint"]), "--aerial", str(given["--aerial"]),
-            "--elevation", str(given["--elevation"]), "--sentinel", str(given["--sentinel"]), "--window", "128"]
+            "--elevation", str(given["--elevation"]), "--sentinel", str(given["--sentinel"]), "--window", "128", "--overlap", "32"]
     argv += ["--out", str(tmp_path / "map.tif")] if output != "--out" else []
     argv += [output, str(out)]
     message = refused(argv, capsys, inputs["root"])
@@ -224,6 +224,8 @@ def test_evaluate_and_stats_cannot_write_into_their_inputs(synthetic_copy, tmp_p
 
 
 def test_refuse_inputs_as_outputs_sees_through_links_and_names_colliding_outputs(tmp_path) -> None:
+    from flairlc.outputs import refuse_inputs_as_outputs
+
     source = tmp_path / "a.tif"
     source.write_bytes(b"data")
     refuse_inputs_as_outputs({"--out": tmp_path / "new.tif", "--probabilities": None}, {"--aerial": source})
@@ -292,6 +294,8 @@ def test_synth_territory_twice_is_refused_then_replaced(tmp_path, capsys, monkey
 
 
 def test_replaced_folder_refuses_to_replace_the_folder_it_runs_in(tmp_path, monkeypatch) -> None:
+    from flairlc.outputs import replaced_folder
+
     (tmp_path / "data" / "sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "data" / "sub")
     with pytest.raises(OutputError, match="runs inside it"), replaced_folder(tmp_path / "data", overwrite=True):
