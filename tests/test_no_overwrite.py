@@ -209,14 +209,20 @@ def test_areas_report_cannot_replace_the_zones(inputs, tmp_path, capsys) -> None
 
 
 def test_evaluate_and_stats_cannot_write_into_their_inputs(synthetic_copy, tmp_path, capsys) -> None:
+    from flairlc.outputs import refuse_inputs_as_outputs
+
     preds = tmp_path / "preds"
     preds.mkdir()
     message = refused(["evaluate", "--root", str(synthetic_copy), "--predictions", str(preds), "--out", str(preds)],
                       capsys, synthetic_copy)
     assert message == f"--out {preds} would overwrite the input --predictions {preds}: {REFUSAL}"
-    labels = synthetic_copy / "flair_labels_train"
-    message = refused(["stats", str(synthetic_copy), "--out", str(labels)], capsys, synthetic_copy)
-    assert message == f"--out {labels} would overwrite the input ROOT {synthetic_copy} ({labels}, read through it): {REFUSAL}"
+    message = refused(["stats", str(synthetic_copy), "--out", str(synthetic_copy / "x" / "..")], capsys, synthetic_copy)
+    assert message == f"--out {synthetic_copy / 'x' / '..'} would overwrite the input ROOT {synthetic_copy}: {REFUSAL}"
+    # A folder made inside an input folder, new or already there, replaces nothing.
+    refuse_inputs_as_outputs({"--out": [synthetic_copy / "stats", synthetic_copy / "stats" / "a.csv"]},
+                             {"ROOT": synthetic_copy})
+    (synthetic_copy / "stats").mkdir()
+    refuse_inputs_as_outputs({"--out": synthetic_copy / "stats"}, {"ROOT": synthetic_copy})
 
 
 # --------------------------------------------------------------------------------------------

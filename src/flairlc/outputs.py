@@ -198,13 +198,14 @@ def _vrt_members(vrt: Path, seen: set[Path]) -> list[Path]:
 
 
 def input_files(path: str | Path) -> list[Path]:
-    """``path`` and what reading it reads: a folder's entries (not recursively), a VRT's
-    members, a shapefile's companion files (``.shx``, ``.dbf``, ``.prj``…)."""
+    """``path`` and what reading it reads: a folder's files (not its sub-folders: a job or
+    report folder made inside a tile folder replaces nothing), a VRT's members, a shapefile's
+    companion files (``.shx``, ``.dbf``, ``.prj``…)."""
     path = Path(path)
     found = [path]
     if path.is_dir():
         for entry in sorted(path.iterdir()):  # a folder of tiles may be read through its VRTs
-            found += input_files(entry) if entry.is_file() else [entry]
+            found += input_files(entry) if entry.is_file() else []
     elif path.suffix.lower() == ".vrt":
         found += _vrt_members(path, {path.resolve()})
     elif path.suffix.lower() == ".shp":
