@@ -332,7 +332,7 @@ def _synth_territory(args: argparse.Namespace) -> int:
                                            f"ELEVATION_{y.year}", origin_shift_m=(shift, shift))
                 tiles[y.year] = (len(ortho), len(elevation))
 
-    def final(path: Path) -> Path:  # the files were written in `work`, renamed args.out since
+    def final(path: Path) -> Path:  # a path written under `work`, which is now args.out
         return args.out / Path(path).relative_to(work)
 
     side_m = args.size * 0.2
