@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--layout", choices=("flair-2", "flair-hub"), default="flair-2",
                        help="FLAIR #2 trees (default) or FLAIR-HUB (an area is an ROI of patches-per-area cells)")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace a non-empty output root (refused otherwise): the new dataset is written "
+                            "beside it and swapped in at the end")
 
     territory = commands.add_parser(
         "synth-territory",
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="also cut each year's orthophoto into tiles of this side (YEAR/ortho_tiles/) and its "
                                 "elevation into tiles on another grid (YEAR/elevation_tiles/), as IGN delivers them")
     territory.add_argument("--tile-format", choices=("tif", "jp2"), default="tif", help="orthophoto tile format")
+    territory.add_argument("--overwrite", action="store_true",
+                           help="replace a non-empty output folder (refused otherwise): the new territory is "
+                                "written beside it and swapped in at the end")
 
     check = commands.add_parser(
         "check", help="validate a FLAIR root and report every bad file (reads every pixel)"
@@ -294,65 +300,78 @@ def _worker_data_error(error: BaseException) -> str | None:
 
 def _synth(args: argparse.Namespace) -> int:
     from flairlc.data.synthetic import generate_dataset
-    from flairlc.outputs import check_writable_dir
+    from flairlc.outputs import replaced_folder
 
-    check_writable_dir(args.out, "dataset root")
     if args.layout == "flair-hub":
+        import dataclasses
+
         from flairlc.data.synthetic.hub import generate_hub_dataset
 
         side = max(1, round(args.patches_per_area**0.5))
-        print(generate_hub_dataset(args.out, args.domains, args.areas_per_domain, side, args.patch_size, args.dates,
-                                   args.seed).describe() + f"\nnext: flairlc check {args.out}")
+        with replaced_folder(args.out, args.overwrite, "dataset root") as work:
+            hub = generate_hub_dataset(work, args.domains, args.areas_per_domain, side, args.patch_size,
+                                       args.dates, args.seed)
+        print(dataclasses.replace(hub, out=args.out).describe() + f"\nnext: flairlc check {args.out}")
         return 0
-    s = generate_dataset(
-        args.out, domains=args.domains, areas_per_domain=args.areas_per_domain,
-        patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
-        test_domains=args.test_domains, seed=args.seed, progress=True,
-    )
-    print(f"synthetic FLAIR #2 dataset written to {s.out} in {s.seconds:.1f} s: {s.n_patches} patches of "
+    with replaced_folder(args.out, args.overwrite, "dataset root") as work:
+        s = generate_dataset(
+            work, domains=args.domains, areas_per_domain=args.areas_per_domain,
+            patches_per_area=args.patches_per_area, patch_size=args.patch_size, dates=args.dates,
+            test_domains=args.test_domains, seed=args.seed, progress=True,
+        )
+    print(f"synthetic FLAIR #2 dataset written to {args.out} in {s.seconds:.1f} s: {s.n_patches} patches of "
           f"{s.patch_size} x {s.patch_size} px in {s.n_areas} areas, {s.n_dates} Sentinel-2 dates per area")
     print(f"  train: {s.n_train_patches} patches, {len(s.train_domains)} domains ({', '.join(s.train_domains)})")
     test = ", ".join(s.test_domains) or "none"
     print(f"  test:  {s.n_test_patches} patches, {len(s.test_domains)} domains ({test})")
-    print(f"next: flairlc check {s.out}")
+    print(f"next: flairlc check {args.out}")
     return 0
 
 
 def _synth_territory(args: argparse.Namespace) -> int:
     from flairlc.data.synthetic import generate_orthophoto
     from flairlc.data.synthetic.zones import generate_zones
-    from flairlc.outputs import check_writable_dir
+    from flairlc.outputs import replaced_folder
 
     if args.size < 64 or args.dates < 1:
         raise ValueError(f"--size must be at least 64 pixels and --dates at least 1 (got {args.size}, {args.dates})")
-    check_writable_dir(args.out, "territory folder")
-    years = generate_orthophoto(args.out, width=args.size, height=args.size, seed=args.seed,
-                                years=tuple(args.years), dates=args.dates, change_fraction=args.change_fraction)
-    zones = generate_zones(args.out / "zones.gpkg", years[0].aerial)
+    tiles = {}
+    with replaced_folder(args.out, args.overwrite, "territory folder") as work:
+        years = generate_orthophoto(work, width=args.size, height=args.size, seed=args.seed,
+                                    years=tuple(args.years), dates=args.dates, change_fraction=args.change_fraction)
+        zones = generate_zones(work / "zones.gpkg", years[0].aerial)
+        if args.tiles:
+            from flairlc.data.synthetic.tiles import cut_into_tiles
+
+            for y in years:
+                ortho = cut_into_tiles(y.aerial, y.aerial.parent / "ortho_tiles", args.tiles, f"ORTHO_{y.year}",
+                                       fmt=args.tile_format)
+                # Elevation on its own grid: origin half a tile away (rounded to whole pixels).
+                shift = round(args.tiles / 2 / 0.2) * 0.2
+                elevation = cut_into_tiles(y.elevation, y.elevation.parent / "elevation_tiles", args.tiles,
+                                           f"ELEVATION_{y.year}", origin_shift_m=(shift, shift))
+                tiles[y.year] = (len(ortho), len(elevation))
+
+    def final(path: Path) -> Path:  # a path written under `work`, which is now args.out
+        return args.out / Path(path).relative_to(work)
+
     side_m = args.size * 0.2
     print(f"synthetic territory written to {args.out}: {side_m:g} x {side_m:g} m at 0.2 m (EPSG:2154), "
           f"{len(years)} survey years")
     for y in years:
-        print(f"  {y.year}: {y.aerial} (R, G, B, NIR), {y.elevation}, {y.sentinel}/ ({len(y.products)} dates "
-              f"with cloud masks), truth {y.truth}")
-    print(f"  zones: {zones} (field 'name', 4 zones)")
+        print(f"  {y.year}: {final(y.aerial)} (R, G, B, NIR), {final(y.elevation)}, {final(y.sentinel)}/ "
+              f"({len(y.products)} dates with cloud masks), truth {final(y.truth)}")
+    print(f"  zones: {final(zones)} (field 'name', 4 zones)")
     last = years[-1]
-    print(f"next: flairlc map --checkpoint CKPT --aerial {last.aerial} --elevation {last.elevation} "
-          f"--sentinel {last.sentinel} --out map_{last.year}.tif")
+    aerial, elevation, sentinel = final(last.aerial), final(last.elevation), final(last.sentinel)
+    print(f"next: flairlc map --checkpoint CKPT --aerial {aerial} --elevation {elevation} "
+          f"--sentinel {sentinel} --out map_{last.year}.tif")
     if args.tiles:
-        from flairlc.data.synthetic.tiles import cut_into_tiles
-
         for y in years:
-            ortho = cut_into_tiles(y.aerial, y.aerial.parent / "ortho_tiles", args.tiles, f"ORTHO_{y.year}",
-                                   fmt=args.tile_format)
-            # Elevation on its own grid: origin half a tile away (rounded to whole pixels).
-            shift = round(args.tiles / 2 / 0.2) * 0.2
-            elevation = cut_into_tiles(y.elevation, y.elevation.parent / "elevation_tiles", args.tiles,
-                                       f"ELEVATION_{y.year}", origin_shift_m=(shift, shift))
-            print(f"  {y.year} tiles: {len(ortho)} orthophoto tiles in {ortho[0].parent}, "
-                  f"{len(elevation)} elevation tiles in {elevation[0].parent}")
-        print(f"next: flairlc map-area --checkpoint CKPT --aerial {last.aerial.parent / 'ortho_tiles'} "
-              f"--elevation {last.elevation.parent / 'elevation_tiles'} --sentinel {last.sentinel} --zone {zones} "
+            print(f"  {y.year} tiles: {tiles[y.year][0]} orthophoto tiles in {final(y.aerial).parent / 'ortho_tiles'}, "
+                  f"{tiles[y.year][1]} elevation tiles in {final(y.elevation).parent / 'elevation_tiles'}")
+        print(f"next: flairlc map-area --checkpoint CKPT --aerial {aerial.parent / 'ortho_tiles'} "
+              f"--elevation {elevation.parent / 'elevation_tiles'} --sentinel {sentinel} --zone {final(zones)} "
               f"--out job_{last.year}")
     return 0
 
@@ -379,8 +398,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from flairlc.data.stats import class_distribution
-    from flairlc.outputs import check_writable_dir
+    from flairlc.outputs import check_writable_dir, refuse_inputs_as_outputs
 
+    refuse_inputs_as_outputs({"--out": args.out}, {"ROOT": args.root})
     check_writable_dir(args.out, "statistics folder")
     distribution = class_distribution(args.root, toy=True if args.toy else None, nomenclature=args.nomenclature, progress=True)
     for name, path in distribution.write_all(args.out).items():
@@ -403,8 +423,10 @@ def _models(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from flairlc.evaluation.runner import evaluate_checkpoint, evaluate_predictions
-    from flairlc.outputs import check_writable_dir
+    from flairlc.outputs import check_writable_dir, refuse_inputs_as_outputs
 
+    refuse_inputs_as_outputs({"--out": args.out}, {"--root": args.root, "--checkpoint": args.checkpoint,
+                                                   "--predictions": args.predictions})
     check_writable_dir(args.out, "evaluation folder")
     if args.checkpoint:
         result = evaluate_checkpoint(
@@ -442,8 +464,12 @@ def _check_device(device: str, runtime: str = "torch") -> None:
 
 def _map(args: argparse.Namespace) -> int:
     from flairlc.mapping import map_raster, polygonize_map
-    from flairlc.outputs import check_writable
+    from flairlc.outputs import check_writable, refuse_inputs_as_outputs
     from flairlc.training.checkpoint import load_task
+
+    refuse_inputs_as_outputs({"--out": args.out, "--probabilities": args.probabilities, "--vector": args.vector},
+                             {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
+                              "--sentinel": args.sentinel})
 
     # Under torchrun (or srun with the same variables) each process maps its share of the strips.
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -480,7 +506,14 @@ def _map(args: argparse.Namespace) -> int:
 
 def _map_area(args: argparse.Namespace) -> int:
     from flairlc.mapping.job import MapJob, parse_shard, run_local
+    from flairlc.outputs import check_writable, refuse_inputs_as_outputs
 
+    job_files = ("job.json", "inputs", "tiles", "failures", "map.vrt", "map.qml", "probabilities.vrt", "summary.json")
+    refuse_inputs_as_outputs({"--out": [args.out, *(args.out / name for name in job_files)], "--single-cog": args.single_cog},
+                             {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
+                              "--sentinel": args.sentinel, "--zone": args.zone})
+    if args.single_cog:
+        check_writable(args.single_cog, "single COG")  # before the tiles, not after them
     if args.engine == "local":
         _check_device(args.device, args.runtime)
     elif args.runtime == "onnx" and args.gpus_per_tile:
@@ -536,6 +569,10 @@ def _map_area(args: argparse.Namespace) -> int:
     for failure in summary["failures"]:
         print(f"failed: tile {failure['tile']}: {failure['error']}", file=sys.stderr)
     print(f"mosaic: {summary['mosaic']}; summary: {job.summary_path}")
+    if "single_cog_error" in summary:
+        print(f"flairlc map-area: error: single COG {args.single_cog} not written ({summary['single_cog_error']}); "
+              "the tiles and the mosaic are done: rerun the same command to write it", file=sys.stderr)
+        return 1
     if args.single_cog:
         print(f"single COG: {summary['single_cog']}" if "single_cog" in summary else
               f"single COG {args.single_cog} not written: {tiles['total'] - tiles['done']} tile(s) not done yet")
@@ -560,7 +597,10 @@ def _some(names: list[str], shown: int = 3) -> str:
 
 def _areas(args: argparse.Namespace) -> int:
     from flairlc.mapping import compute_areas
+    from flairlc.outputs import refuse_inputs_as_outputs
 
+    refuse_inputs_as_outputs({"--out": [args.out, *(args.out / f"areas.{ext}" for ext in ("csv", "json", "png"))]},
+                             {"MAP": args.map, "--zones": args.zones})
     table = compute_areas(args.map, zones_path=args.zones, zone_field=args.zone_field, out_dir=args.out)
     print(table.to_csv())
     return 0
@@ -568,15 +608,22 @@ def _areas(args: argparse.Namespace) -> int:
 
 def _change(args: argparse.Namespace) -> int:
     from flairlc.mapping import compute_change
+    from flairlc.outputs import refuse_inputs_as_outputs
 
-    result = compute_change(args.map_a, args.map_b, args.out, out_dir=args.report_dir or args.out.parent)
+    report_dir = args.report_dir or args.out.parent
+    refuse_inputs_as_outputs({"--out": args.out, "--report-dir": [report_dir, *(report_dir / f"{args.out.stem}.{ext}"
+                                                                               for ext in ("csv", "json", "png"))]},
+                             {"MAP_A": args.map_a, "MAP_B": args.map_b})
+    result = compute_change(args.map_a, args.map_b, args.out, out_dir=report_dir)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
 
 def _import_weights(args: argparse.Namespace) -> int:
+    from flairlc.outputs import refuse_inputs_as_outputs
     from flairlc.training.published import import_published_model
 
+    refuse_inputs_as_outputs({"--out": args.out}, {"FILE": args.file})
     result = import_published_model(args.file, args.family, args.out, bands=args.bands, classes=args.classes,
                                     encoder=args.encoder, arch=args.arch)
     dropped = ", ".join(f"{k} ({n})" for k, n in result.dropped.items()) or "nothing"

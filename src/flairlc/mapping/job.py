@@ -380,7 +380,8 @@ class MapJob:
 
         Returns the summary (tiles total/done/failed/empty, km², throughput of this run,
         failures with their tile and error). With ``single_cog`` and every tile done, the mosaic
-        is also copied to one COG (BigTIFF when large) there.
+        is also copied to one COG (BigTIFF when large) there; if that fails, the summary is
+        written all the same, with the error as ``single_cog_error``.
         """
         done = [t for t in self.tasks if self.is_done(t.name)]
         failures = {}
@@ -423,7 +424,10 @@ class MapJob:
             "mosaic": str(self.mosaic_path) if done else None,
         }
         if single_cog is not None and len(done) == len(self.tasks) and done:
-            summary["single_cog"] = str(finalize_cog(self.mosaic_path, single_cog, resampling="nearest"))
+            try:
+                summary["single_cog"] = str(finalize_cog(self.mosaic_path, single_cog, resampling="nearest"))
+            except Exception as error:  # noqa: BLE001 - the tiles are done: the summary is written whatever failed
+                summary["single_cog_error"] = f"{type(error).__name__}: {' '.join(str(error).split())}"
         write_json(self.summary_path, summary, indent=1)
         if nomen is not None:
             write_qml(self.mosaic_path, nomen)
