@@ -23,8 +23,9 @@ class PredictionWriter(BasePredictionWriter):
 
     The output copies the profile (CRS, transform, size) of the patch's aerial image and carries
     the model's nomenclature (tags and colour table, as maps do) and the classes its mean scores
-    leave out, so that ``flairlc evaluate --predictions`` scores it as ``--checkpoint`` would. With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8
-    band per class (probability × 255) is written too. Files are written under a temporary name,
+    leave out, so that ``flairlc evaluate --predictions`` scores it as ``--checkpoint`` would.
+    With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8 band per class (probability × 255)
+    is written too. Files are written under a temporary name,
     then renamed. The folder is checked (created, writable) before the first batch is predicted,
     and the end of the run prints where the files went and how many.
 
