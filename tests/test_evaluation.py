@@ -238,6 +238,19 @@ def test_write_all_files(tmp_path: Path) -> None:
     assert "mIoU" in table and "building" in table and "D000_2021" in table
 
 
+def test_summary_table_prints_percent_labelled() -> None:
+    # Every score in percent, and said so: 'mIoU 61.79 %', columns 'IoU %' (not 0.6179 nor a bare 61.79).
+    cm = HAND_CM.copy()
+    cm[3, 3] = 4  # class d: 4 pixels, all right, left out of the means
+    table = EvaluationResult(cm, {"D1": cm}, ["a", "b", "c", "d"], exclude=(3,)).summary_table().splitlines()
+    assert table[0].split() == ["class", "IoU", "%", "prec.", "%", "recall", "%", "F1", "%", "support"]
+    assert table[2].split() == ["a", f"{100 * 5 / 8:.2f}", f"{100 * 5 / 7:.2f}", f"{100 * 5 / 6:.2f}", f"{100 * 10 / 13:.2f}", "6"]
+    miou, mean_f1 = 100 * (5 / 8 + 3 / 7 + 4 / 5) / 3, 100 * (10 / 13 + 6 / 10 + 8 / 9) / 3
+    assert table[7] == f"mIoU {miou:.2f} %   mean F1 {mean_f1:.2f} %   OA {100 * 16 / 20:.2f} %   over 3 classes, 20 pixels"
+    assert table[10].split() == ["domain", "mIoU", "%", "OA", "%", "pixels"]
+    assert table[11].split() == ["D1", f"{miou:.2f}", f"{100 * 16 / 20:.2f}", "20"]
+
+
 # -- prediction folders ---------------------------------------------------------------------------
 
 

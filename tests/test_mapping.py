@@ -5,6 +5,7 @@ All inputs are synthetic GeoTIFFs made here (EPSG:2154, 0.2 m); the model is a f
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import warnings
@@ -415,6 +416,20 @@ def test_areas_add_up_overall_and_per_zone(tmp_path):
         dst.write({"geometry": transform_geom(L93, wgs84, ring), "properties": {"name": "z84"}})
     t84 = compute_areas(m, gpkg84, "name")
     assert t84.zones[0].valid_m2 == pytest.approx(40 * 80, rel=0.01)
+
+
+def test_areas_csv_gives_hectares_to_the_precision_of_a_pixel(tmp_path):
+    """Four 0.2 m pixels are 0.16 m², 0.000016 ha: areas.csv writes 6 decimals in ha, not 0.0000."""
+    data = np.full((100, 100), 255, dtype=np.uint8)
+    data[:2, :2] = 0  # four building pixels
+    data[50:, :] = 5  # 5000 coniferous pixels, 200 m², 0.02 ha
+    table = compute_areas(_class_map(tmp_path / "map.tif", data), out_dir=tmp_path / "areas")
+    rows = {(r["zone"], r["class_name"]): r for r in csv.DictReader((tmp_path / "areas" / "areas.csv").open())}
+    building = rows[("all", nomenclature.class_names()[0])]
+    assert (building["pixels"], building["area_m2"], building["area_ha"]) == ("4", "0.16", "0.000016")
+    assert rows[("all", "coniferous")]["area_ha"] == "0.020000"
+    assert rows[("all", "artificialized")]["area_ha"] == "0.000016"
+    assert table.to_dict()["overall"]["classes"][0]["area_ha"] == 0.000016
 
 
 def test_change_against_itself_is_diagonal(tmp_path):

@@ -181,6 +181,19 @@ def test_provenance_and_info(tmp_path: Path) -> None:
     assert info["parameters"] == sum(p.numel() for p in smp.Unet("resnet34", encoder_weights=None, in_channels=3, classes=19).parameters())
 
 
+def test_info_names_an_imported_upernet_by_its_architecture(tmp_path: Path) -> None:
+    from flairlc.training.info import checkpoint_info, format_info
+
+    import_published_model(UPERNET_FIXTURE, "flair-hub-aerial", tmp_path / "up.ckpt", encoder="test_convnext")
+    info = checkpoint_info(tmp_path / "up.ckpt")
+    assert info["architecture"] == "UPerNet (smp 0.4.0)"
+    model_line = format_info(info).splitlines()[2]
+    assert model_line.startswith("model        UPerNet (smp 0.4.0) (arch=upernet_v040, encoder_name=tu-test_convnext"), model_line
+    path, _ = flair_inc_file(tmp_path, 3)
+    import_published_model(path, "flair-inc", tmp_path / "inc.ckpt")
+    assert checkpoint_info(tmp_path / "inc.ckpt")["architecture"] == "U-Net"
+
+
 # --- refused files ---------------------------------------------------------------------------------
 
 class _Opaque:
@@ -221,6 +234,21 @@ def test_refused_files_get_one_line_naming_the_problem(tmp_path: Path) -> None:
                "model.main_decoders.AERIAL_LABEL-COSIA.seg_model.segmentation_head.0.weight": torch.zeros(1)}, str(upernet))
     with pytest.raises(PublishedModelError, match="no decoder.psp.out_conv.0.weight: not the UPerNet of FLAIR-HUB"):
         import_published_model(upernet, "flair-hub-aerial", tmp_path / "x.ckpt")
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_a_multimodal_flair_hub_file_is_refused_naming_its_modalities(tmp_path: Path) -> None:
+    # A Sentinel-2 encoder beside the aerial one, and the fusion that mixes them: importing the
+    # aerial branch alone would write a model that predicts something else than IGN's.
+    _, reference = flair_hub_file(tmp_path, "RGB", encoder="convnextv2atto")
+    state = reference.published_state()
+    state["model.encoders.SENTINEL2_TS.seg_model.encoder.conv.weight"] = torch.zeros(8, 10, 3, 3)
+    path = tmp_path / "FLAIR-HUB_LC-A-S2_RGB_convnextv2atto-unet.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(PublishedModelError) as error:
+        import_published_model(path, "flair-hub-aerial", tmp_path / "x.ckpt", encoder="convnextv2_atto")
+    assert str(error.value) == (f"{path}: a multimodal FLAIR-HUB model (modalities AERIAL_RGBI, SENTINEL2_TS); "
+                                "--family flair-hub-aerial imports aerial-only models (one AERIAL_* encoder)")
     assert not (tmp_path / "x.ckpt").exists()
 
 

@@ -7,6 +7,7 @@ bit for bit (weights and ``metrics.csv``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -140,11 +141,17 @@ def test_hparams_and_config_list_the_drawn_validation_domains(straight_run: Path
     assert read_checkpoint(straight_run / "checkpoints" / "last.ckpt")["datamodule_hyper_parameters"]["val_domains"] == drawn
 
 
-def test_test_and_predict_write_beside_the_training_logs(straight_run: Path, synthetic_root: Path) -> None:
+def test_test_and_predict_write_beside_the_training_logs(straight_run: Path, synthetic_root: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
     before = {name: (straight_run / name).read_bytes() for name in ("config.yaml", "hparams.yaml", "metrics.csv")}
     common = ["--config", str(CONFIG), "--data.root", str(synthetic_root), "--run_dir", str(straight_run),
               "--trainer.enable_progress_bar", "false"]
     assert main(["test", *common, "--ckpt_path", "best"]) == 0
+    # One table, its scores in percent and labelled so; not Lightning's table of fractions beside it.
+    printed = capsys.readouterr().out
+    evaluation = json.loads((straight_run / "evaluation" / "evaluation.json").read_text())
+    miou = evaluation["scores"]["miou"]
+    assert f"mIoU {100 * miou:.2f} %   mean F1 " in printed and "test_miou" not in printed
     assert (straight_run / "evaluation" / "evaluation.json").is_file()
     assert main(["predict", *common, "--ckpt_path", "last"]) == 0
     assert list((straight_run / "predictions").glob("PRED_*.tif"))

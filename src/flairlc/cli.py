@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="trained checkpoint to run on the split")
     source.add_argument("--predictions", type=Path, help="folder of PRED_{id}.tif files")
+    evaluate.add_argument(
+        "--nomenclature", default=None,
+        help="with --predictions: the classes of PRED files without nomenclature tags (baseline, raw, cosia or a "
+             "JSON file); files written by flairlc predict carry their model's, which must then match",
+    )
     evaluate.add_argument("--split", choices=("train", "test"), default="test")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
     evaluate.add_argument("--batch-size", type=int, default=4)
@@ -427,6 +432,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     refuse_inputs_as_outputs({"--out": args.out}, {"--root": args.root, "--checkpoint": args.checkpoint,
                                                    "--predictions": args.predictions})
+    if args.nomenclature is not None:
+        if args.checkpoint:
+            raise ValueError("--nomenclature goes with --predictions: a checkpoint carries its own classes")
+        from flairlc.nomenclature import get as get_nomenclature
+
+        get_nomenclature(args.nomenclature)  # an unknown name or a bad file: one line before any work
     check_writable_dir(args.out, "evaluation folder")
     if args.checkpoint:
         result = evaluate_checkpoint(
@@ -434,7 +445,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             num_workers=args.num_workers, accelerator=args.accelerator, devices=args.devices,
         )
     else:
-        result = evaluate_predictions(args.predictions, args.root, split=args.split)
+        result = evaluate_predictions(args.predictions, args.root, split=args.split, nomenclature=args.nomenclature)
     paths = result.write(args.out)
     print(result.summary_table())
     print(f"written: {', '.join(str(p) for p in paths.values())}")

@@ -363,3 +363,26 @@ def raw_to_index(raw: np.ndarray, nomenclature: NomenclatureSpec = "baseline") -
 def num_classes(nomenclature: NomenclatureSpec = "baseline") -> int:
     """Number of classes of a nomenclature."""
     return get(nomenclature).num_classes
+
+
+#: GeoTIFF tags that carry a class raster's nomenclature (maps of ``map``/``map-area``, predictions
+#: of ``predict``): its name, and its full description (:meth:`Nomenclature.to_dict`, JSON).
+NAME_TAG = "FLAIRLC_NOMENCLATURE"
+CLASSES_TAG = "FLAIRLC_CLASSES"
+
+
+def to_tags(nomen: Nomenclature) -> dict[str, str]:
+    """The GeoTIFF tags that describe a nomenclature, read back by :func:`from_tags`."""
+    return {NAME_TAG: nomen.name, CLASSES_TAG: json.dumps(nomen.to_dict())}
+
+
+def from_tags(tags: Mapping[str, str]) -> Nomenclature | None:
+    """The nomenclature a raster's tags describe: its :data:`CLASSES_TAG` (the full description),
+    else its :data:`NAME_TAG` when built in, else None (a raster of another tool, or older)."""
+    if CLASSES_TAG in tags:
+        try:
+            return get(json.loads(tags[CLASSES_TAG]))
+        except ValueError:
+            pass
+    name = tags.get(NAME_TAG)
+    return get(name) if name in BUILT_IN_NOMENCLATURES else None

@@ -1,15 +1,21 @@
 """Scoring a folder of written predictions (``PRED_{id}.tif``) against FLAIR masks, offline.
 
 Predictions are GeoTIFFs ``PRED_{id}.tif``: one band of zero-based class indices (uint8), on the
-grid of ``IMG_{id}.tif``, anywhere under the prediction folder. Masks are FLAIR ``MSK_{id}.tif``
-(raw values 1..19), folded to the chosen nomenclature with
-:func:`flairlc.nomenclature.raw_to_index`; mask pixels outside 1..19 are not counted. Patches are
+grid of ``IMG_{id}.tif``, anywhere under the prediction folder. Those of ``flairlc predict`` carry
+the model's nomenclature (tags :func:`flairlc.nomenclature.to_tags`, as maps do) and the classes
+its mean scores leave out (:data:`EXCLUDED_TAG`): they are scored with them, as
+``evaluate --checkpoint`` scores the model. Files without tags (older, or of other tools) are
+scored with the nomenclature given, else the baseline (with a warning). Masks are FLAIR
+``MSK_{id}.tif`` (raw values 1..19), folded to the nomenclature with
+:func:`flairlc.nomenclature.raw_to_index`; mask values of no class are not counted. Patches are
 matched by id, never by file order.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -17,14 +23,17 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
+from flairlc import nomenclature as nomenclature_module
 from flairlc.evaluation.confusion import ConfusionAccumulator, confusion_matrix
 from flairlc.evaluation.report import EvaluationResult
-from flairlc.nomenclature import NODATA_VALUE, class_names, num_classes, raw_to_index
+from flairlc.nomenclature import NODATA_VALUE, Nomenclature, NomenclatureSpec, raw_to_index
 
 #: File name of a prediction; group 1 is the patch id.
 PREDICTION_PATTERN = re.compile(r"^PRED_(.+)\.tif$")
 #: How many offending files an error message names before giving a count.
 MAX_LISTED = 10
+#: Tag of a prediction: the names of the classes the model's mean scores leave out (JSON list).
+EXCLUDED_TAG = "FLAIRLC_EXCLUDED_CLASSES"
 
 
 class PredictionFolderError(ValueError):
@@ -60,6 +69,88 @@ def find_predictions(pred_dir: Path | str) -> dict[str, Path]:
     return {i: ps[0] for i, ps in found.items()}
 
 
+def _described_classes(path: Path) -> tuple[Nomenclature, tuple[int, ...]] | None:
+    """The nomenclature and excluded class indices a prediction's tags give, or None without tags
+    (or for a file that cannot be opened: the scoring pass names it)."""
+    try:
+        with rasterio.open(path) as src:
+            tags = src.tags()
+    except (RasterioError, OSError):
+        return None
+    nomen = nomenclature_module.from_tags(tags)
+    if nomen is None:
+        return None
+    try:
+        names = json.loads(tags[EXCLUDED_TAG]) if EXCLUDED_TAG in tags else None
+        excluded = nomen.unlabeled if names is None else tuple(nomen.index_of(n) for n in names)
+    except (ValueError, TypeError) as error:
+        raise PredictionFolderError(f"{path}: tag {EXCLUDED_TAG} is not a list of its classes: {error}") from None
+    return nomen, tuple(sorted(excluded))
+
+
+def _describe(nomen: Nomenclature, excluded: tuple[int, ...]) -> str:
+    left_out = ", ".join(nomen.names[k] for k in excluded) or "none"
+    return f"{nomen.name!r} ({nomen.num_classes} classes, left out of the means: {left_out})"
+
+
+def prediction_nomenclature(
+    predictions: Mapping[str, Path], given: NomenclatureSpec | None = None, where: Path | str = "",
+) -> tuple[Nomenclature, tuple[int, ...]]:
+    """The classes to score a set of predictions with: their nomenclature and excluded classes.
+
+    From the files' tags when they carry them (all the same, and the same as ``given`` if it is
+    not None); else ``given``; else the baseline, with a warning.
+
+    Args:
+        predictions: patch id → ``PRED_{id}.tif``.
+        given: a nomenclature for files without tags (see :func:`flairlc.nomenclature.get`).
+        where: the prediction folder, for messages.
+
+    Returns:
+        ``(nomenclature, excluded)``: excluded are the indices left out of the mean scores.
+
+    Raises:
+        PredictionFolderError: files of different nomenclatures (or some without tags among
+            tagged ones), or tags that contradict ``given``; one line naming the files.
+    """
+    described = {pid: _described_classes(path) for pid, path in sorted(predictions.items())}
+    tagged = {pid: d for pid, d in described.items() if d is not None}
+    if tagged:
+        first, (nomen, excluded) = next(iter(tagged.items()))
+        for pid, d in described.items():
+            if d is None:
+                raise PredictionFolderError(
+                    f"{predictions[pid]} carries no nomenclature tags, but {predictions[first]} carries "
+                    f"{_describe(nomen, excluded)}: score each model's predictions in a folder of their own"
+                )
+            other, other_excluded = d
+            if not nomenclature_module.same(other, nomen) or other_excluded != excluded:
+                raise PredictionFolderError(
+                    f"{predictions[pid]} was written with the nomenclature {_describe(other, other_excluded)}, "
+                    f"{predictions[first]} with {_describe(nomen, excluded)}: score each model's predictions "
+                    "in a folder of their own"
+                )
+        if given is not None and not nomenclature_module.same(given, nomen):
+            given_nomen = nomenclature_module.get(given)
+            raise PredictionFolderError(
+                f"{predictions[first]} was written with the nomenclature {nomen.name!r} ({nomen.num_classes} "
+                f"classes: {', '.join(nomen.names)}), not the {given_nomen.name!r} given "
+                f"({given_nomen.num_classes} classes: {', '.join(given_nomen.names)})"
+            )
+        return nomen, excluded
+    if given is not None:
+        nomen = nomenclature_module.get(given)
+        return nomen, nomen.unlabeled
+    nomen = nomenclature_module.get("baseline")
+    if predictions:
+        warnings.warn(
+            f"the predictions in {where or 'the folder'} carry no nomenclature tags: scored with the "
+            f"baseline's {nomen.num_classes} classes (give --nomenclature if they are of other classes)",
+            stacklevel=3,
+        )
+    return nomen, nomen.unlabeled
+
+
 def _read_band(path: Path) -> np.ndarray:
     """Band 1 of a single-band raster, ``(H, W)``; raises ValueError for a multi-band file."""
     with rasterio.open(path) as src:
@@ -80,7 +171,7 @@ def evaluate_prediction_folder(
     pred_dir: Path | str,
     masks: Mapping[str, Path | str],
     domains: Mapping[str, str] | None = None,
-    nomenclature: str = "baseline",
+    nomenclature: NomenclatureSpec | None = None,
     progress: bool = False,
 ) -> EvaluationResult:
     """Score every ``PRED_{id}.tif`` under ``pred_dir`` against its mask ``masks[id]``.
@@ -91,16 +182,20 @@ def evaluate_prediction_folder(
             per mask, and none other.
         domains: patch id → domain (e.g. ``"D004_2021"``) for per-domain scores; every id of
             ``masks`` must have one. ``None``: overall scores only.
-        nomenclature: ``"baseline"`` (13 classes, 'other' excluded from mIoU) or ``"raw"`` (19).
+        nomenclature: the classes of predictions without nomenclature tags (see
+            :func:`flairlc.nomenclature.get`); tagged predictions are scored with their own, which
+            must then be the same. ``None``: the tags', else the baseline (with a warning).
         progress: show a progress bar.
 
     Returns:
         :class:`EvaluationResult` with the overall and per-domain confusion matrices.
 
     Raises:
-        PredictionFolderError: missing predictions, predictions without a mask, unreadable files,
-            a prediction whose size differs from its mask, or prediction values outside
-            ``0..K-1``; the message names the files (up to :data:`MAX_LISTED`, then a count).
+        PredictionFolderError: missing predictions, predictions without a mask, predictions of
+            different nomenclatures or of another than ``nomenclature`` (see
+            :func:`prediction_nomenclature`), unreadable files, a prediction whose size differs
+            from its mask, or prediction values outside the nomenclature's ``0..K-1``; the message
+            names the files (up to :data:`MAX_LISTED`, then a count).
     """
     pred_dir = Path(pred_dir)
     masks = {str(i): Path(p) for i, p in masks.items()}
@@ -125,8 +220,9 @@ def evaluate_prediction_folder(
     if problems:
         raise PredictionFolderError("cannot score predictions:\n" + "\n".join(problems))
 
-    k = num_classes(nomenclature)
-    acc = ConfusionAccumulator(k, ignore_index=NODATA_VALUE, class_names=class_names(nomenclature))
+    nomen, excluded = prediction_nomenclature(predictions, nomenclature, pred_dir)
+    k = nomen.num_classes
+    acc = ConfusionAccumulator(k, ignore_index=NODATA_VALUE, class_names=nomen.names, exclude=excluded)
     unreadable: list[str] = []
     mis_sized: list[str] = []
     out_of_range: list[str] = []
@@ -138,7 +234,7 @@ def evaluate_prediction_folder(
             unreadable.append(f"{pred_path}: {err}")
             continue
         try:
-            truth = raw_to_index(_read_band(mask_path), nomenclature)
+            truth = raw_to_index(_read_band(mask_path), nomen)
         except (RasterioError, ValueError, OSError) as err:
             unreadable.append(f"{mask_path}: {err}")
             continue
@@ -154,7 +250,7 @@ def evaluate_prediction_folder(
         bad = (pred < 0) | (pred >= k)
         if bad.any():
             values = np.unique(pred[bad])[:10].tolist()
-            out_of_range.append(f"{pred_path}: values {values} outside 0..{k - 1}")
+            out_of_range.append(f"{pred_path}: values {values} outside 0..{k - 1}, the classes of {nomen.name!r}")
             continue
         if not (unreadable or mis_sized or out_of_range):
             cm = confusion_matrix(truth, pred, k, ignore_index=NODATA_VALUE)
@@ -163,7 +259,8 @@ def evaluate_prediction_folder(
     for items, what in (
         (unreadable, "files could not be read"),
         (mis_sized, "predictions differ in size from their mask"),
-        (out_of_range, f"predictions hold values that are not class indices 0..{k - 1}"),
+        (out_of_range, f"predictions hold values that are not class indices 0..{k - 1} of the nomenclature "
+                       f"{nomen.name!r} (predictions of another model? give its --nomenclature)"),
     ):
         if items:
             problems.append(_listing(items, what))
@@ -172,7 +269,7 @@ def evaluate_prediction_folder(
     return acc.result(
         metadata={
             "prediction_folder": str(pred_dir),
-            "nomenclature": nomenclature,
+            "nomenclature": nomen.name,
             "num_patches": len(masks),
         }
     )

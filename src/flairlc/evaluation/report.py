@@ -261,37 +261,41 @@ class EvaluationResult:
     # -- terminal --------------------------------------------------------------------------------
 
     def summary_table(self) -> str:
-        """A plain-text table of the per-class and per-domain scores, for the terminal."""
+        """A plain-text table of the per-class and per-domain scores, for the terminal; every
+        score in percent, and labelled so (``mIoU 42.17 %``)."""
         s = self.overall()
         width = max(len(n) for n in self.class_names) + 2
-        head = f"{'class':<{width}}{'IoU':>8}{'prec.':>8}{'recall':>8}{'F1':>8}{'support':>14}"
+        head = f"{'class':<{width}}{'IoU %':>9}{'prec. %':>9}{'recall %':>9}{'F1 %':>9}{'support':>14}"
         lines = [head, "-" * len(head)]
         for i, name in enumerate(self.class_names):
             mark = " *" if i in s.exclude else ""
             lines.append(
-                f"{name + mark:<{width}}{_pct(s.iou[i]):>8}{_pct(s.precision[i]):>8}"
-                f"{_pct(s.recall[i]):>8}{_pct(s.f1[i]):>8}{int(s.support[i]):>14,}"
+                f"{name + mark:<{width}}{_pct(s.iou[i]):>9}{_pct(s.precision[i]):>9}"
+                f"{_pct(s.recall[i]):>9}{_pct(s.f1[i]):>9}{int(s.support[i]):>14,}"
             )
         lines.append("-" * len(head))
         lines.append(
-            f"mIoU {_pct(s.miou)}   mean F1 {_pct(s.mean_f1)}   OA {_pct(s.overall_accuracy)}   "
+            f"mIoU {_pct(s.miou, '%')}   mean F1 {_pct(s.mean_f1, '%')}   OA {_pct(s.overall_accuracy, '%')}   "
             f"over {len(s.mean_classes)} classes, {int(s.confusion.sum()):,} pixels"
         )
         if s.exclude:
             lines.append("* excluded from the means; n/a: undefined (class absent)")
         if self.domain_confusion:
             dw = max(len("domain"), *(len(d) for d in self.domain_confusion)) + 2
-            lines += ["", f"{'domain':<{dw}}{'mIoU':>8}{'OA':>8}{'pixels':>14}"]
+            lines += ["", f"{'domain':<{dw}}{'mIoU %':>9}{'OA %':>9}{'pixels':>14}"]
             for d, cm in self.domain_confusion.items():
                 ds = Scores.from_confusion(cm, self.class_names, self.exclude)
                 lines.append(
-                    f"{d:<{dw}}{_pct(ds.miou):>8}{_pct(ds.overall_accuracy):>8}{int(cm.sum()):>14,}"
+                    f"{d:<{dw}}{_pct(ds.miou):>9}{_pct(ds.overall_accuracy):>9}{int(cm.sum()):>14,}"
                 )
         return "\n".join(lines)
 
 
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.2f}"
+def _pct(x: float, unit: str = "") -> str:
+    """A fraction as a percentage with 2 decimals (``unit`` appended after a space), or n/a."""
+    if math.isnan(x):
+        return "n/a"
+    return f"{100 * x:.2f} {unit}" if unit else f"{100 * x:.2f}"
 
 
 def _csv_bytes(rows: list[list[Any]]) -> bytes:

@@ -13,10 +13,15 @@ from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import discover_patches
 from flairlc.evaluation.predictions import evaluate_prediction_folder
 from flairlc.evaluation.report import EvaluationResult
+from flairlc.nomenclature import NomenclatureSpec
 
 
-def evaluate_predictions(pred_dir: str | Path, root: str | Path, split: str = "test", nomenclature: str = "baseline") -> EvaluationResult:
-    """Score ``PRED_{id}.tif`` files against the masks of a split, matching patches by id."""
+def evaluate_predictions(
+    pred_dir: str | Path, root: str | Path, split: str = "test", nomenclature: NomenclatureSpec | None = None,
+) -> EvaluationResult:
+    """Score ``PRED_{id}.tif`` files against the masks of a split, matching patches by id, with
+    the nomenclature the files carry (or ``nomenclature`` for files without it: see
+    :func:`~flairlc.evaluation.predictions.evaluate_prediction_folder`)."""
     records = [r for r in discover_patches(root, splits=(split,)) if r.mask_path is not None]
     if not records:
         raise FlairDataError(root, f"no labelled patches in the {split} split")

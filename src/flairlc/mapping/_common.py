@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import rasterio
@@ -15,16 +14,8 @@ STRIP_ROWS = 1024
 
 
 def map_nomenclature(ds: rasterio.io.DatasetReader) -> nomenclature.Nomenclature | None:
-    """The nomenclature a class map was made with: its ``FLAIRLC_CLASSES`` tag (the full
-    description), else its ``FLAIRLC_NOMENCLATURE`` name when built in, else None."""
-    tags = ds.tags()
-    if "FLAIRLC_CLASSES" in tags:
-        try:
-            return nomenclature.get(json.loads(tags["FLAIRLC_CLASSES"]))
-        except ValueError:
-            pass
-    name = tags.get("FLAIRLC_NOMENCLATURE")
-    return nomenclature.get(name) if name in nomenclature.BUILT_IN_NOMENCLATURES else None
+    """The nomenclature a class map was made with, from its tags (:func:`flairlc.nomenclature.from_tags`)."""
+    return nomenclature.from_tags(ds.tags())
 
 
 def map_class_names(ds: rasterio.io.DatasetReader, max_value: int | None = None) -> list[str]:

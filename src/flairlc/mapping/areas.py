@@ -117,19 +117,22 @@ class AreaTable:
                 "zones": [one(z) for z in self.zones]}
 
     def to_csv(self) -> str:
-        """CSV text: one row per zone and class, plus an 'artificialized' row per zone."""
+        """CSV text: one row per zone and class, plus an 'artificialized' row per zone; areas to the
+        precision of a pixel (as :meth:`to_dict`: 2 decimals in m² and 6 in ha for 0.2 m pixels)."""
+        m2 = area_decimals(self.overall.pixel_area_m2)
+        ha = area_decimals(self.overall.pixel_area_m2 / M2_PER_HA)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["zone", "class_index", "class_name", "pixels", "area_m2", "area_ha", "percent"])
         for z in [self.overall, *self.zones]:
             for k, n in enumerate(self.class_names):
-                w.writerow([z.name, k, n, int(z.pixels[k]), f"{z.area_m2[k]:.2f}", f"{z.area_ha[k]:.4f}",
+                w.writerow([z.name, k, n, int(z.pixels[k]), f"{z.area_m2[k]:.{m2}f}", f"{z.area_ha[k]:.{ha}f}",
                             f"{z.percent[k]:.3f}"])
             if not z.artificial_indices:
                 continue  # a nomenclature without building / pervious / impervious classes
             pct = 100.0 * z.artificial_m2 / z.valid_m2 if z.valid_m2 else 0.0
-            w.writerow([z.name, "", "artificialized", "", f"{z.artificial_m2:.2f}",
-                        f"{z.artificial_m2 / M2_PER_HA:.4f}", f"{pct:.3f}"])
+            w.writerow([z.name, "", "artificialized", "", f"{z.artificial_m2:.{m2}f}",
+                        f"{z.artificial_m2 / M2_PER_HA:.{ha}f}", f"{pct:.3f}"])
         return buf.getvalue()
 
 

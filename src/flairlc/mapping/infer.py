@@ -192,7 +192,7 @@ def describe_class_map(ds: Any, num_classes: int, nomen: nomenclature.Nomenclatu
     descriptions; for both, ``FLAIRLC_NUM_CLASSES``."""
     if nomen is not None and ds.count == 1:
         ds.write_colormap(1, nomen.colormap())
-        ds.update_tags(FLAIRLC_NOMENCLATURE=nomen.name, FLAIRLC_CLASSES=json.dumps(nomen.to_dict()))
+        ds.update_tags(**nomenclature.to_tags(nomen))
     elif nomen is not None:
         for k, name in enumerate(nomen.names):
             ds.set_band_description(k + 1, name)

@@ -86,6 +86,14 @@ class FlairCLI(LightningCLI):
                 data.nomenclature = theirs
         super()._parse_ckpt_path()
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        """``test`` prints flairlc's table (scores in percent, labelled) without Lightning's
+        table of the same scores in fractions: one unit on screen (``--verbose true`` adds it)."""
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "test":
+            parser.set_defaults(verbose=False)
+        return parser
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.nomenclature", "model.nomenclature")
         parser.link_arguments("data.sat_patch_size", "model.sat_patch_size")

@@ -5,7 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flairlc.models.unet import UPERNET_V040
 from flairlc.training.finetune import checkpoint_inputs, file_sha256
+
+#: Names of architectures for people, by the task's ``model`` or the smp ``arch`` of its aerial
+#: network; an architecture not listed is named by its ``arch``.
+ARCHITECTURE_NAMES = {
+    "unet": "U-Net", "unetplusplus": "U-Net++", "upernet": "UPerNet", UPERNET_V040: "UPerNet (smp 0.4.0)",
+    "fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3+", "segformer": "SegFormer",
+    "utae": "U-TAE", "utt": "UTT",
+}
+
+
+def architecture_name(model: str, model_kwargs: dict[str, Any]) -> str:
+    """The architecture of a task's network for people: its smp ``arch`` for ``model="unet"``
+    (e.g. ``"UPerNet (smp 0.4.0)"`` for an imported FLAIR-HUB UPerNet), else the model."""
+    arch = str(model_kwargs.get("arch", "unet")) if model == "unet" else model
+    return ARCHITECTURE_NAMES.get(arch.lower(), arch)
 
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:
@@ -25,6 +41,7 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
         "file": str(path),
         "sha256": file_sha256(path),
         "model": task.hparams["model"],
+        "architecture": architecture_name(task.hparams["model"], dict(task.hparams.get("model_kwargs") or {})),
         "model_kwargs": dict(task.hparams.get("model_kwargs") or {}),
         "parameters": sum(p.numel() for p in task.parameters()),
         "inputs": list(task.required_modalities),
@@ -49,7 +66,7 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [
         f"checkpoint   {info['file']}",
         f"sha256       {info['sha256']}",
-        f"model        {info['model']} {_kwargs(info['model_kwargs'])}, {info['parameters']:,} parameters",
+        f"model        {info['architecture']} {_kwargs(info['model_kwargs'])}, {info['parameters']:,} parameters",
         f"inputs       {', '.join(info['inputs'])}",
     ]
     if info["bands"]:

@@ -14,8 +14,10 @@ version FLAIR-HUB pins):
   ``.safetensors`` with ``model.encoders.AERIAL_RGBI.seg_model.<encoder keys>`` and
   ``model.main_decoders.AERIAL_LABEL-COSIA.seg_model.{decoder,segmentation_head}.<keys>``; the
   other entries (``model.fusion_handler.*``, which leaves a single modality's features unchanged,
-  ``model.aux_decoders.*``, ``criterion.*``, other modalities) are not used by an aerial-only
-  prediction and are dropped (the import says how many). IR variants read NIR, R, G; RGB variants
+  ``model.aux_decoders.*``, ``criterion.*``) are not used by an aerial-only prediction and are
+  dropped (the import says how many). A multimodal file (an encoder of another modality, e.g.
+  Sentinel-2, whose features the fusion mixes with the aerial ones) is refused: its aerial branch
+  alone is not the published model. IR variants read NIR, R, G; RGB variants
   R, G, B (FLAIR-HUB's configuration history; ``--bands`` overrides); both with FLAIR-HUB's own
   statistics. Outputs are the 19 CoSIA classes, 0-based. The encoder (timm, e.g.
   ``convnextv2_base``) and decoder (``unet`` or ``upernet``) come from the file name or
@@ -221,6 +223,13 @@ def _flair_hub(path: Path, weights: dict[str, torch.Tensor], bands, encoder: str
     aerial = [m for m in modalities if m.startswith("AERIAL")]
     if len(aerial) != 1:
         raise PublishedModelError(f"{path}: expected one aerial encoder, found modalities {sorted(modalities)}")
+    if len(modalities) > 1:
+        # Its fusion mixes the modalities' features: the aerial encoder and decoder alone predict
+        # something else than IGN's model.
+        raise PublishedModelError(
+            f"{path}: a multimodal FLAIR-HUB model (modalities {', '.join(sorted(modalities))}); "
+            "--family flair-hub-aerial imports aerial-only models (one AERIAL_* encoder)"
+        )
     for key, value in weights.items():
         enc, dec = _HUB_ENCODER.match(key), _HUB_DECODER.match(key)
         if enc and enc.group("modality") == aerial[0]:

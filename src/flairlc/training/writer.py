@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,18 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from flairlc import nomenclature
+from flairlc.evaluation.predictions import EXCLUDED_TAG
 from flairlc.outputs import atomic_path, check_writable_dir, ensure_dir
 
 
 class PredictionWriter(BasePredictionWriter):
     """Write each predicted patch as ``PRED_{id}.tif`` (uint8 class indices).
 
-    The output copies the profile (CRS, transform, size) of the patch's aerial image and embeds
-    the nomenclature colour table. With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8
-    band per class (probability × 255) is written too. Files are written under a temporary name,
+    The output copies the profile (CRS, transform, size) of the patch's aerial image and carries
+    the model's nomenclature (tags and colour table, as maps do) and the classes its mean scores
+    leave out, so that ``flairlc evaluate --predictions`` scores it as ``--checkpoint`` would.
+    With ``probabilities``, a ``PROBA_{id}.tif`` with one uint8 band per class (probability × 255)
+    is written too. Files are written under a temporary name,
     then renamed. The folder is checked (created, writable) before the first batch is predicted,
     and the end of the run prints where the files went and how many.
 
@@ -54,28 +58,37 @@ class PredictionWriter(BasePredictionWriter):
         batch_indices: Sequence[int] | None, batch: dict[str, Any], batch_idx: int, dataloader_idx: int,
     ) -> None:
         dataset = trainer.predict_dataloaders.dataset if not isinstance(trainer.predict_dataloaders, list) else trainer.predict_dataloaders[dataloader_idx].dataset
-        nomen = nomenclature.get(getattr(pl_module.hparams, "nomenclature", "baseline"))
+        nomen = getattr(pl_module, "nomenclature", None) or nomenclature.get(getattr(pl_module.hparams, "nomenclature", "baseline"))
+        excluded = getattr(pl_module, "ignored_classes", nomen.unlabeled)
         probabilities = prediction["probabilities"].float().cpu().numpy()
         for index, proba in zip(prediction["index"].tolist(), probabilities):
             record = dataset.records[index]
-            write_prediction(self.output_dir, record.id, record.aerial_path, proba, nomen.names, self.probabilities,
-                             colormap=nomen.colormap())
+            write_prediction(self.output_dir, record.id, record.aerial_path, proba, nomen, self.probabilities, excluded)
             self.written += 1
 
 
 def write_prediction(
     output_dir: Path, patch_id: str, image_path: Path, probabilities: np.ndarray,
-    class_names: Sequence[str], write_probabilities: bool = False, colormap: dict | None = None,
+    nomen: nomenclature.Nomenclature, write_probabilities: bool = False, excluded: Sequence[int] | None = None,
 ) -> Path:
     """Write ``PRED_{id}.tif`` (and optionally ``PROBA_{id}.tif``) on the image's grid.
 
+    ``PRED_{id}.tif`` carries what ``flairlc evaluate --predictions`` scores it with: the
+    nomenclature's tags and colour table (:func:`flairlc.nomenclature.to_tags`, as maps do) and the
+    names of the classes the model's mIoU leaves out (:data:`~flairlc.evaluation.predictions.EXCLUDED_TAG`).
+
     Args:
-        probabilities: float ``(K, H, W)`` class probabilities.
-        colormap: the colour table of the classes (default: FLAIR's of ``K`` classes).
+        probabilities: float ``(K, H, W)`` class probabilities, ``K`` the nomenclature's classes.
+        nomen: the model's nomenclature.
+        write_probabilities: also write ``PROBA_{id}.tif``, one uint8 band per class (× 255).
+        excluded: indices of the classes left out of the model's mean scores (its unlabeled and
+            never-predicted classes); default: the nomenclature's unlabeled classes.
 
     Returns:
         The path of ``PRED_{id}.tif``.
     """
+    if len(probabilities) != nomen.num_classes:
+        raise ValueError(f"{len(probabilities)} class probabilities for the {nomen.num_classes} classes of {nomen.name!r}")
     ensure_dir(output_dir, "prediction folder")
     with rasterio.open(image_path) as image:
         profile = image.profile
@@ -84,22 +97,24 @@ def write_prediction(
     profile.pop("blockysize", None)
     labels = probabilities.argmax(axis=0).astype(np.uint8)
     path = output_dir / f"PRED_{patch_id}.tif"
-    if colormap is None:
-        colormap = nomenclature.colormap("raw" if len(class_names) == 19 else "baseline")
-    _write(path, labels[None], profile, colormap=colormap)
+    excluded = nomen.unlabeled if excluded is None else excluded
+    tags = {**nomenclature.to_tags(nomen), EXCLUDED_TAG: json.dumps([nomen.names[k] for k in sorted(excluded)])}
+    _write(path, labels[None], profile, colormap=nomen.colormap(), tags=tags)
     if write_probabilities:
         scaled = np.clip(np.rint(probabilities * 255), 0, 255).astype(np.uint8)
         profile.update(count=len(scaled))
-        _write(output_dir / f"PROBA_{patch_id}.tif", scaled, profile, descriptions=class_names)
+        _write(output_dir / f"PROBA_{patch_id}.tif", scaled, profile, descriptions=nomen.names)
     return path
 
 
 def _write(path: Path, array: np.ndarray, profile: dict, colormap: dict | None = None,
-           descriptions: Sequence[str] | None = None) -> None:
+           descriptions: Sequence[str] | None = None, tags: dict[str, str] | None = None) -> None:
     with atomic_path(path) as temporary, rasterio.open(temporary, "w", **{**profile, "driver": "GTiff"}) as dst:
         dst.write(array)
         if colormap:
             dst.write_colormap(1, colormap)
+        if tags:
+            dst.update_tags(**tags)
         if descriptions:
             for band, name in enumerate(descriptions, start=1):
                 dst.set_band_description(band, name)
