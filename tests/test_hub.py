@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import shutil
@@ -451,3 +452,50 @@ def test_reader_errors_are_one_line_naming_the_file(known_root: Path, tmp_path: 
     garbage.write_bytes(b"not a geopackage")
     with pytest.raises(FlairDataError, match=f"^{garbage}: cannot read as a GeoPackage \\("):
         read_split_gpkg(garbage)
+
+
+#: Pixels per CoSIA class of one label of ``known_root``: ``arange(256) % 19`` puts 14 pixels in
+#: classes 0..8 and 13 in classes 9..18.
+KNOWN_LABEL_COUNTS = [14] * 9 + [13] * 10
+
+
+def test_stats_of_a_hub_root_count_cosia_classes_per_split_and_domain_year(known_root: Path, tmp_path: Path) -> None:
+    from flairlc.data.hub.stats import hub_class_distribution
+
+    write_tif(hub_file(known_root, "AERIAL_RGBI", "5-7"), np.zeros((4, PX, PX), np.uint8), 0.2)  # no label
+    other = "D007-2021"  # a second domain-year, absent from the split file
+    write_tif(hub_file(known_root, "AERIAL_LABEL-COSIA", "1-1", dom=other), np.full((1, PX, PX), 6, np.uint8), 0.2)
+    result = hub_class_distribution(known_root)
+    known = np.array(KNOWN_LABEL_COUNTS)
+    water = np.eye(19, dtype=np.int64)[6] * PX * PX
+    assert result.nomenclature == "cosia" and (result.num_masks, result.num_unlabelled) == (3, 1)
+    assert result.overall.tolist() == (2 * known + water).tolist()
+    assert {k: v.tolist() for k, v in result.by_split.items()} == {
+        "train": known.tolist(), "valid": known.tolist(), "unsplit": water.tolist(),
+    }
+    assert {k: v.tolist() for k, v in result.by_domain.items()} == {DOM: (2 * known).tolist(), other: water.tolist()}
+    assert result.domain_split == {DOM: "train+valid", other: "unsplit"}
+    paths = result.write_all(tmp_path / "stats")
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert [r["class"] for r in rows] == get("cosia").names
+    assert rows[6]["pixels"] == str(2 * 14 + PX * PX) and rows[6]["pixels_unsplit"] == str(PX * PX)
+    by_domain = list(csv.DictReader(paths["csv_by_domain"].open()))
+    assert [(r["domain"], r["split"], r["pixels"]) for r in by_domain] == [(DOM, "train+valid", "512"), (other, "unsplit", "256")]
+    assert json.loads(paths["json"].read_text())["by_split"]["train"]["pixels"] == KNOWN_LABEL_COUNTS
+
+
+def test_stats_command_recognises_the_hub_layout(known_root: Path, tmp_path: Path, capsys) -> None:
+    from flairlc.cli import main
+
+    assert main(["stats", str(known_root), "--out", str(tmp_path / "stats")]) == 0
+    distribution = json.loads((tmp_path / "stats" / "class_distribution.json").read_text())
+    assert distribution["nomenclature"] == "cosia" and distribution["overall"]["total"] == 2 * PX * PX
+    assert (tmp_path / "stats" / "class_distribution.png").is_file()
+    assert main(["stats", str(known_root), "--nomenclature", "raw", "--out", str(tmp_path / "s2")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--nomenclature raw: a FLAIR-HUB root's labels are CoSIA's 19 classes, counted as such"
+    )
+    label = hub_file(known_root, "AERIAL_LABEL-COSIA", "5-6")
+    write_tif(label, np.full((1, PX, PX), 19, np.uint8), 0.2)
+    assert main(["stats", str(known_root), "--out", str(tmp_path / "s3")]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{label}: label values [19] are no CoSIA class (values 0..18)")

@@ -81,6 +81,33 @@ def test_monthly_average_equals_hand_computation() -> None:
     np.testing.assert_allclose(means[1, :, 0, 0], data[2, :, 0, 0])
 
 
+def _exact_monthly_means(data: np.ndarray, dates: list[dt.date]) -> np.ndarray:
+    """Each month's exact integer sum divided in float64, rounded once to float32."""
+    months = sorted({(d.year, d.month) for d in dates})
+    out = []
+    for month in months:
+        members = [t for t, d in enumerate(dates) if (d.year, d.month) == month]
+        sums = data[members].astype(np.int64).sum(axis=0)
+        out.append((sums / np.float64(len(members))).astype(np.float32))
+    return np.stack(out)
+
+
+def test_paper_profile_monthly_means_equal_float64_means_to_the_bit() -> None:
+    rng = np.random.default_rng(7)
+    dates = [dt.date(2021, m, d) for m, d in [(1, 2), (1, 9), (1, 20), (2, 5), (3, 1), (3, 4), (3, 8),
+                                              (3, 17), (3, 22), (3, 30), (4, 11), (4, 25)]]
+    data = rng.integers(0, 10001, (len(dates), 10, 8, 8), dtype=np.uint16)
+    expected = _exact_monthly_means(data, dates)
+    paper, days = SeriesPreprocessing(average_monthly=True, profile="paper").apply(data, None, dates)
+    assert paper.dtype == np.float32 and days.tolist() == [120, 89, 61, 30]
+    np.testing.assert_array_equal(paper.view(np.int32), expected.view(np.int32))
+    # The flairlc profile keeps its float32 product: within 2 ulps of the same means.
+    ours, _ = SeriesPreprocessing(average_monthly=True).apply(data, None, dates)
+    assert np.abs(ours.view(np.int32).astype(np.int64) - expected.view(np.int32)).max() <= 2
+    with pytest.raises(ValueError, match="unknown monthly mean precision 'float16'"):
+        monthly_average(data, dates, "float16")
+
+
 def test_take_dates_float32_equals_fancy_indexing_then_cast() -> None:
     data = np.random.default_rng(0).integers(0, 10001, (7, 10, 6, 6), dtype=np.uint16)
     keep = np.array([0, 3, 4, 6])

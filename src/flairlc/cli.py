@@ -81,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="class distribution (paper's Table 2) as CSV, JSON and PNG")
     stats.add_argument("root", type=Path)
     stats.add_argument("--out", type=Path, default=Path("stats"), help="output folder (default ./stats)")
-    stats.add_argument("--nomenclature", choices=("baseline", "raw"), default="baseline")
+    stats.add_argument(
+        "--nomenclature", choices=("baseline", "raw"), default=None,
+        help="FLAIR #2 only (default baseline); a FLAIR-HUB root's labels are CoSIA's 19 classes",
+    )
     stats.add_argument("--toy", action="store_true")
+    stats.add_argument("--split-column", default="split_1", help="FLAIR-HUB: split column of the split file")
 
     models = commands.add_parser(
         "models", help="the default models and their sizes, or what a checkpoint is (--info CKPT)")
@@ -402,12 +406,22 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from flairlc.data.hub.check import is_hub_root
     from flairlc.data.stats import class_distribution
     from flairlc.outputs import check_writable_dir, refuse_inputs_as_outputs
 
     refuse_inputs_as_outputs({"--out": args.out}, {"ROOT": args.root})
     check_writable_dir(args.out, "statistics folder")
-    distribution = class_distribution(args.root, toy=True if args.toy else None, nomenclature=args.nomenclature, progress=True)
+    if is_hub_root(args.root):
+        if args.nomenclature is not None:
+            raise ValueError(f"--nomenclature {args.nomenclature}: a FLAIR-HUB root's labels are CoSIA's 19 classes, counted as such")
+        from flairlc.data.hub.stats import hub_class_distribution
+
+        distribution = hub_class_distribution(args.root, args.split_column, progress=True)
+    else:
+        distribution = class_distribution(
+            args.root, toy=True if args.toy else None, nomenclature=args.nomenclature or "baseline", progress=True
+        )
     for name, path in distribution.write_all(args.out).items():
         print(f"{name}: {path}")
     return 0

@@ -7,6 +7,9 @@ fractions of the labelled pixels, as the percentages of Table 2 of the FLAIR #2 
 al., 2023, "FLAIR #2: textural and temporal information for semantic segmentation from
 multi-source optical imagery").
 
+:func:`count_classes` is the counting itself, over any list of :class:`LabelFile`;
+:func:`flairlc.data.hub.stats.hub_class_distribution` gives it a FLAIR-HUB root's CoSIA labels.
+
 :class:`ClassDistribution` writes the result as CSV (``class_distribution.csv``,
 ``class_distribution_by_domain.csv``), JSON (``class_distribution.json``) and a bar chart
 (``class_distribution.png``), each atomically (:mod:`flairlc.outputs`).
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +46,14 @@ class ClassDistribution:
     """Pixel counts per class of a FLAIR dataset.
 
     Attributes:
-        nomenclature: ``"baseline"`` (13 classes) or ``"raw"`` (19 classes).
+        nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19 classes) or ``"cosia"``
+            (FLAIR-HUB's 19 classes).
         overall: int64 ``(K,)`` pixels per class (zero-based index), over every mask read.
         by_split: int64 ``(K,)`` pixels per class for each split read, e.g. ``"train"``.
-        by_domain: int64 ``(K,)`` pixels per class for each domain, e.g. ``"D004_2021"``.
-        domain_split: the split each domain comes from.
+        by_domain: int64 ``(K,)`` pixels per class for each domain, e.g. ``"D004_2021"``
+            (a FLAIR-HUB domain-year: ``"D006-2020"``).
+        domain_split: the split each domain comes from; splits joined by ``+`` in the order met
+            (``"train+valid"``) when its patches lie in several (FLAIR-HUB).
         num_masks: number of masks read.
         num_unlabelled: number of patches without a mask (not counted).
     """
@@ -258,23 +265,64 @@ def class_distribution(
             values outside 1..19 (``flairlc check`` lists every such file).
         ValueError: for an unknown nomenclature.
     """
-    num_classes = len(classes(nomenclature))
+    classes(nomenclature)  # an unknown nomenclature fails before the walk
     records = discover_patches(root, splits=splits, toy=toy)
+    labels = [LabelFile(r.mask_path, r.split, r.domain) for r in records]
+    return count_classes(labels, lambda path: read_mask(path, nomenclature), nomenclature, progress)
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """A label mask to count, with the split and the domain it counts in.
+
+    Attributes:
+        path: the mask file, or None for a patch without one (counted as unlabelled).
+        split: e.g. ``"train"``.
+        domain: e.g. ``"D004_2021"`` (FLAIR #2) or ``"D006-2020"`` (FLAIR-HUB).
+    """
+
+    path: Path | None
+    split: str
+    domain: str
+
+
+def count_classes(
+    labels: Iterable[LabelFile],
+    read: Callable[[Path], np.ndarray],
+    nomenclature: str,
+    progress: bool = False,
+) -> ClassDistribution:
+    """Count the pixels of each class in label masks, overall, per split and per domain.
+
+    Args:
+        labels: the masks, with their split and domain.
+        read: reads a mask file as zero-based class indices of ``nomenclature`` (any shape),
+            raising :class:`~flairlc.data.errors.FlairDataError` on a bad file.
+        nomenclature: the nomenclature of the indices (see :func:`flairlc.nomenclature.get`).
+        progress: show a progress bar over the masks.
+
+    Returns:
+        The counts; ``by_domain`` sorted by domain.
+    """
+    num_classes = len(classes(nomenclature))
     result = ClassDistribution(nomenclature, np.zeros(num_classes, dtype=np.int64))
-    for record in tqdm(records, desc="counting", unit="mask", disable=not progress):
-        if record.mask_path is None:
+    splits_of_domain: dict[str, list[str]] = {}
+    for label in tqdm(labels, desc="counting", unit="mask", disable=not progress):
+        if label.path is None:
             result.num_unlabelled += 1
             continue
-        indices = read_mask(record.mask_path, nomenclature)
-        counts = np.bincount(indices.ravel(), minlength=num_classes).astype(np.int64)
+        counts = np.bincount(read(label.path).ravel(), minlength=num_classes).astype(np.int64)
         result.overall += counts
-        for table, key in ((result.by_split, record.split), (result.by_domain, record.domain)):
+        for table, key in ((result.by_split, label.split), (result.by_domain, label.domain)):
             if key not in table:
                 table[key] = np.zeros(num_classes, dtype=np.int64)
             table[key] += counts
-        result.domain_split[record.domain] = record.split
+        met = splits_of_domain.setdefault(label.domain, [])
+        if label.split not in met:
+            met.append(label.split)
         result.num_masks += 1
     result.by_domain = dict(sorted(result.by_domain.items()))
+    result.domain_split = {domain: "+".join(met) for domain, met in splits_of_domain.items()}
     return result
 
 

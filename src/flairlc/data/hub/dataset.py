@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from flairlc import nomenclature as nomenclature_module
 from flairlc.data.collate import collate_flair, pad_series
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub.layout import (
@@ -32,7 +31,7 @@ from flairlc.data.hub.layout import (
     split_gpkg_path,
 )
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, HubModality, hub_modality
-from flairlc.data.hub.readers import read_hub_raster
+from flairlc.data.hub.readers import cosia_indices, read_hub_raster
 
 #: Dates of each time-series modality: dates file name → patch id → dates.
 DatesTable = Mapping[str, Mapping[str, Sequence[dt.date]]]
@@ -95,7 +94,6 @@ class FlairHubDataset(Dataset):
         dt.date(2021, *reference_day)  # raises ValueError on a day that does not exist
         self.reference_day = tuple(reference_day)
         self.dates = {name: dict(table) for name, table in (dates or {}).items()}
-        self.cosia = nomenclature_module.get("cosia")
         self._check_patches()
 
     @classmethod
@@ -166,11 +164,7 @@ class FlairHubDataset(Dataset):
     def _label(self, path: Path, modality: HubModality, values: np.ndarray) -> np.ndarray:
         if modality.name != "AERIAL_LABEL-COSIA":
             return values.astype(np.int64)
-        indices = nomenclature_module.raw_to_index(values, self.cosia)
-        if (indices == nomenclature_module.NODATA_VALUE).any():
-            bad = np.unique(values[indices == nomenclature_module.NODATA_VALUE])[:10].tolist()
-            raise FlairDataError(path, f"label values {bad} are no CoSIA class (values 0..18)")
-        return indices.astype(np.int64)
+        return cosia_indices(path, values).astype(np.int64)
 
     def _check_patches(self) -> None:
         for modality in self.modalities:

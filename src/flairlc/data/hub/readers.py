@@ -10,8 +10,9 @@ import rasterio
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
+from flairlc import nomenclature as nomenclature_module
 from flairlc.data.errors import FlairDataError
-from flairlc.data.hub.modalities import HubModality
+from flairlc.data.hub.modalities import HUB_MODALITIES, HubModality
 from flairlc.data.readers import describe_error
 
 _READ_ERRORS = (RasterioError, CPLE_BaseError, OSError, ValueError, IndexError)
@@ -51,3 +52,26 @@ def read_hub_raster(path: str | Path, modality: HubModality) -> np.ndarray:
     if not modality.label and array.shape[0] != per_date:
         raise FlairDataError(path, f"{modality.name} has {array.shape[0]} bands, expected {per_date} ({', '.join(modality.bands)})")
     return array
+
+
+def cosia_indices(path: str | Path, values: np.ndarray) -> np.ndarray:
+    """CoSIA class indices (uint8, 0..18) of the values of a label file.
+
+    Raises:
+        FlairDataError: naming ``path`` and up to 10 values that are no CoSIA class.
+    """
+    indices = nomenclature_module.raw_to_index(values, "cosia")
+    invalid = indices == nomenclature_module.NODATA_VALUE
+    if invalid.any():
+        bad = np.unique(values[invalid])[:10].tolist()
+        raise FlairDataError(path, f"label values {bad} are no CoSIA class (values 0..18)")
+    return indices
+
+
+def read_cosia_label(path: str | Path) -> np.ndarray:
+    """Read an ``AERIAL_LABEL-COSIA`` file: uint8 ``(H, W)`` CoSIA class indices 0..18.
+
+    Raises:
+        FlairDataError: see :func:`read_hub_raster` and :func:`cosia_indices`.
+    """
+    return cosia_indices(path, read_hub_raster(path, HUB_MODALITIES["AERIAL_LABEL-COSIA"])[0])
