@@ -40,7 +40,7 @@ from flairlc.mapping import map_raster
 from flairlc.mapping.inputs import SentinelSeries
 from flairlc.models import create_model
 from flairlc.training import CheckpointError, SegmentationTask, load_task, read_checkpoint
-from flairlc.training.scaling import UINT16_MAX, InputScaler
+from flairlc.inference.scaling import UINT16_MAX, InputScaler
 from flairlc.training.task import check_data_fits
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

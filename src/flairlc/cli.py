@@ -419,9 +419,9 @@ def _check_device(device: str, runtime: str = "torch") -> None:
 
 
 def _map(args: argparse.Namespace) -> int:
+    from flairlc.inference import load_trained_model
     from flairlc.mapping import map_raster, polygonize_map
     from flairlc.outputs import check_writable
-    from flairlc.training.checkpoint import load_task
 
     # Under torchrun (or srun with the same variables) each process maps its share of the strips.
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -429,7 +429,7 @@ def _map(args: argparse.Namespace) -> int:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     _check_device(device, args.runtime)
-    predictor = load_task(args.checkpoint, map_location=device)
+    predictor = load_trained_model(args.checkpoint, map_location=device)
     if args.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flairlc.training.finetune import checkpoint_inputs, file_sha256
+from flairlc.hashing import file_sha256
+from flairlc.training.finetune import checkpoint_inputs
 
 
 def checkpoint_info(path: str | Path) -> dict[str, Any]:
