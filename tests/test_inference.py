@@ -82,3 +82,34 @@ def test_trained_model_predicts_as_the_task(model: str, tmp_path: Path) -> None:
     assert expected[:, 10:].max() == 0  # inactive classes
     assert (trained.bands, trained.num_classes, trained.sat_patch_size, trained.series_preprocessing) == (
         loaded.bands, loaded.num_classes, loaded.sat_patch_size, loaded.series_preprocessing)
+
+
+def test_evaluating_a_checkpoint_without_lightning_scores_as_the_trainer(synthetic_root: Path, tmp_path: Path) -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from flairlc.data import FlairDataset, collate_flair, discover_patches
+    from flairlc.evaluation.runner import evaluate_checkpoint
+
+    torch.manual_seed(0)
+    path = save_task(SegmentationTask(model_kwargs=SMALL_UNET, active_classes=list(range(10))), tmp_path / "m.ckpt")
+    result = evaluate_checkpoint(path, synthetic_root, split="test", batch_size=2, accelerator="cpu", devices=1)
+    task = load_task(path)
+    dataset = FlairDataset(discover_patches(synthetic_root, splits=("test",)), modalities=["aerial", "mask"])
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.test(task, dataloaders=DataLoader(dataset, batch_size=3, collate_fn=collate_flair), verbose=False)
+    expected = task.test_result
+    assert result.confusion.sum() > 0 and (result.confusion == expected.confusion).all()
+    assert result.domain_confusion.keys() == expected.domain_confusion.keys()
+    assert all((result.domain_confusion[d] == m).all() for d, m in expected.domain_confusion.items())
+    assert result.metadata["num_patches"] == expected.metadata["num_patches"] == len(dataset)
+
+
+def test_evaluation_runs_on_one_device_and_says_so() -> None:
+    from flairlc.evaluation.runner import evaluation_device
+
+    assert evaluation_device("cpu", 1) == evaluation_device("cpu", "auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^--devices 2: evaluate runs on one device: give 1, or a GPU index as 'N,'$"):
+        evaluation_device("cpu", 2)
+    with pytest.raises(ValueError, match=r"^--accelerator tpu: expected auto, cpu, gpu, cuda or mps$"):
+        evaluation_device("tpu")
