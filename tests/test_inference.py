@@ -14,6 +14,7 @@ import torch
 
 import flairlc
 from flairlc.inference import TrainedModel, load_trained_model
+from flairlc.mapping.predictor import Predictor
 from flairlc.training.checkpoint import load_task, save_task
 from flairlc.training.task import SegmentationTask
 
@@ -68,7 +69,7 @@ def test_trained_model_predicts_as_the_task(model: str, tmp_path: Path) -> None:
                             active_classes=list(range(10)), **kwargs)
     path = save_task(task, tmp_path / f"{model}.ckpt")
     trained, loaded = load_trained_model(path), load_task(path)
-    assert type(trained) is TrainedModel and not trained.training
+    assert type(trained) is TrainedModel and not trained.training and isinstance(trained, Predictor)
     generator = torch.Generator().manual_seed(1)
     batch = {"aerial": torch.randint(0, 256, (2, 5, 64, 64), dtype=torch.uint8, generator=generator)}
     if model == "utt":
