@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
     evaluate.add_argument("--batch-size", type=int, default=4)
     evaluate.add_argument("--num-workers", type=int, default=0)
-    evaluate.add_argument("--accelerator", default="auto")
-    evaluate.add_argument("--devices", default="auto")
+    evaluate.add_argument("--accelerator", default="auto", help="auto (a GPU when there is one), cpu, gpu, cuda or mps")
+    evaluate.add_argument("--devices", default="auto", help="one device: auto or 1, or a GPU index as 'N,' (default auto)")
 
     mapping = commands.add_parser("map", help="map a large orthophoto (GeoTIFF/VRT) with a trained model")
     mapping.add_argument("--checkpoint", type=Path, required=True)
