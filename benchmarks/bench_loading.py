@@ -166,7 +166,7 @@ class ScaledDataset:
     """A :class:`FlairDataset` whose samples go through the scaling the model applies."""
 
     def __init__(self, dataset: FlairDataset) -> None:
-        from flairlc.training.scaling import InputScaler
+        from flairlc.inference.scaling import InputScaler
 
         self.dataset = dataset
         self.aerial = InputScaler("standardize", 5, mean=[105.08, 110.87, 101.82, 106.38, 53.26], std=[52.17, 45.38, 44.0, 39.69, 79.3])

@@ -29,9 +29,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from flairlc.data import FlairDataModule
 from flairlc.data.synthetic import generate_dataset
-from flairlc.training import SegmentationTask
+from flairlc.training import FlairDataModule, SegmentationTask
 
 MODELS = {
     "unet": ["aerial", "mask"],

@@ -153,7 +153,7 @@ def test_synth_territory_then_the_readme_mapping_commands(tmp_path: Path, monkey
         assert {p.name for p in folder.iterdir()} >= {"aerial.tif", "elevation.tif", "sentinel"}
         assert len(list((folder / "sentinel").glob("*_masks.tif"))) == 4
     # The README's commands, with a stand-in for the trained model.
-    monkeypatch.setattr("flairlc.training.checkpoint.load_task", lambda path, map_location="cpu": _FakeModel())
+    monkeypatch.setattr("flairlc.inference.load_trained_model", lambda path, map_location="cpu": _FakeModel())
     Path("last.ckpt").write_bytes(b"stand-in")
     for year in (2019, 2022):
         assert main(["map", "--checkpoint", "last.ckpt", "--aerial", f"territory/{year}/aerial.tif",

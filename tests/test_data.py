@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 
 from flairlc.data import (
     FlairDataError,
-    FlairDataModule,
     FlairDataset,
     SuperArea,
     collate_flair,
@@ -22,6 +21,7 @@ from flairlc.data import (
     encode_metadata,
     read_mask,
 )
+from flairlc.training import FlairDataModule
 
 
 def test_discovery_finds_every_patch_with_its_files(synthetic_root: Path) -> None:

@@ -18,7 +18,7 @@ import torch
 import yaml
 from affine import Affine
 
-from flairlc.data import FlairDataError, FlairDataModule, FlairDataset, discover_patches, read_mask
+from flairlc.data import FlairDataError, FlairDataset, discover_patches, read_mask
 from flairlc.data.metadata import GEO_MAX_WAVELENGTH_M, encode_metadata, encode_position
 from flairlc.data.sentinel import (
     CLOUD_CHANNEL,
@@ -36,11 +36,17 @@ from flairlc.data.synthetic import generate_dataset
 from flairlc.data.synthetic.scene import HERBACEOUS, Grid
 from flairlc.data.synthetic.sentinel import N_TABLE, render_series
 from flairlc.evaluation import evaluate_prediction_folder, runner
+from flairlc.inference.scaling import UINT16_MAX, InputScaler
 from flairlc.mapping import map_raster
 from flairlc.mapping.inputs import SentinelSeries
 from flairlc.models import create_model
-from flairlc.training import CheckpointError, SegmentationTask, load_task, read_checkpoint
-from flairlc.training.scaling import UINT16_MAX, InputScaler
+from flairlc.training import (
+    CheckpointError,
+    FlairDataModule,
+    SegmentationTask,
+    load_task,
+    read_checkpoint,
+)
 from flairlc.training.task import check_data_fits
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

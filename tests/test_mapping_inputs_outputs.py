@@ -281,9 +281,9 @@ def test_outputs_are_checked_before_any_inference(tmp_path: Path) -> None:
 def test_map_command_checks_vector_output_before_inference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture) -> None:
     pred = FakePredictor()
-    monkeypatch.setattr("flairlc.training.checkpoint.load_task", lambda path, map_location="cpu": pred)
+    monkeypatch.setattr("flairlc.inference.load_trained_model", lambda path, map_location="cpu": pred)
     checkpoint = tmp_path / "model.ckpt"
-    checkpoint.write_bytes(b"stand-in: load_task is replaced")
+    checkpoint.write_bytes(b"stand-in: load_trained_model is replaced")
     (tmp_path / "afile").write_text("not a folder")
     aerial = _aerial(tmp_path / "a.tif")
     common = ["map", "--checkpoint", str(checkpoint), "--aerial", str(aerial), "--out", str(tmp_path / "m.tif")]

@@ -34,8 +34,8 @@ def test_freed_memory_is_kept_for_the_next_sample():
 
 
 def test_datamodule_workers_keep_freed_memory(synthetic_root):
-    from flairlc.data import FlairDataModule
     from flairlc.data.memory import loading_worker_init
+    from flairlc.training import FlairDataModule
 
     for workers, expected in ((0, None), (1, loading_worker_init)):
         module = FlairDataModule(synthetic_root, batch_size=2, num_workers=workers, modalities=("aerial", "mask"))

@@ -18,10 +18,9 @@ from raster_helpers import write_raster
 from safetensors.torch import save_file
 
 from flairlc import nomenclature
-from flairlc.data import FlairDataModule
 from flairlc.demo.recipe import SyntheticSize
 from flairlc.mapping import compute_areas, map_raster
-from flairlc.training import SegmentationTask
+from flairlc.training import FlairDataModule, SegmentationTask
 from flairlc.training.checkpoint import load_task
 from flairlc.training.published import PublishedModelError, import_published_model
 

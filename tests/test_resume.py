@@ -22,8 +22,8 @@ import yaml
 from conftest import flairlc_command, make_read_only
 
 from flairlc.cli import main
-from flairlc.data.datamodule import draw_val_domains
 from flairlc.training import SegmentationTask, read_checkpoint
+from flairlc.training.datamodule import draw_val_domains
 
 CONFIG = Path(__file__).parents[1] / "configs" / "cpu" / "unet.yaml"
 EPOCHS = 3
@@ -207,7 +207,7 @@ def test_test_with_an_unwritable_evaluation_folder_fails_before_the_test_epoch(
 
 
 def test_epoch_shuffle_depends_on_the_seed_and_epoch_only() -> None:
-    from flairlc.data.datamodule import EpochShuffleSampler
+    from flairlc.training.datamodule import EpochShuffleSampler
 
     data = list(range(50))
     first, again, other_seed = EpochShuffleSampler(data, seed=7), EpochShuffleSampler(data, seed=7), EpochShuffleSampler(data, seed=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flairlc.training.scaling import LOOKUP_CHUNK, UINT16_MAX, InputScaler
+from flairlc.inference.scaling import LOOKUP_CHUNK, UINT16_MAX, InputScaler
 
 MEAN = [105.08, 110.87, 101.82, 106.38, 53.26]
 STD = [52.17, 45.38, 44.0, 39.69, 79.3]

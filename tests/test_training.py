@@ -13,11 +13,12 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from flairlc.data import FlairDataModule, FlairDataset, collate_flair, discover_patches
+from flairlc.data import FlairDataset, collate_flair, discover_patches
 from flairlc.data.synthetic import generate_dataset
 from flairlc.evaluation import EvaluationResult, confusion_matrix, evaluate_prediction_folder
 from flairlc.training import (
     CheckpointError,
+    FlairDataModule,
     PredictionWriter,
     SegmentationTask,
     load_task,

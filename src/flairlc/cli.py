@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
     evaluate.add_argument("--batch-size", type=int, default=4)
     evaluate.add_argument("--num-workers", type=int, default=0)
-    evaluate.add_argument("--accelerator", default="auto")
-    evaluate.add_argument("--devices", default="auto")
+    evaluate.add_argument("--accelerator", default="auto", help="auto (a GPU when there is one), cpu, gpu, cuda or mps")
+    evaluate.add_argument("--devices", default="auto", help="one device: auto or 1, or a GPU index as 'N,' (default auto)")
 
     mapping = commands.add_parser("map", help="map a large orthophoto (GeoTIFF/VRT) with a trained model")
     mapping.add_argument("--checkpoint", type=Path, required=True)
@@ -488,9 +488,9 @@ def _check_device(device: str, runtime: str = "torch") -> None:
 
 
 def _map(args: argparse.Namespace) -> int:
+    from flairlc.inference import load_trained_model
     from flairlc.mapping import map_raster, polygonize_map
     from flairlc.outputs import check_writable, refuse_inputs_as_outputs
-    from flairlc.training.checkpoint import load_task
 
     refuse_inputs_as_outputs({"--out": args.out, "--probabilities": args.probabilities, "--vector": args.vector},
                              {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
@@ -502,7 +502,7 @@ def _map(args: argparse.Namespace) -> int:
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     _check_device(device, args.runtime)
-    predictor = load_task(args.checkpoint, map_location=device)
+    predictor = load_trained_model(args.checkpoint, map_location=device)
     if args.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 

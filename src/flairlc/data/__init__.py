@@ -1,7 +1,10 @@
-"""The FLAIR data layer: discovery, readers, datasets, batching, synthetic data and checks."""
+"""The FLAIR data layer: discovery, readers, datasets, batching, synthetic data and checks.
+
+No Lightning here: the data module that batches these datasets for the Trainer is
+:class:`flairlc.training.FlairDataModule`.
+"""
 
 from flairlc.data.collate import collate_flair, pad_series
-from flairlc.data.datamodule import FlairDataModule, draw_val_domains
 from flairlc.data.dataset import MODALITIES, FlairDataset
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import PatchRecord, discover_patches
@@ -21,7 +24,6 @@ __all__ = [
     "MODALITIES",
     "REFERENCE_DATE",
     "FlairDataError",
-    "FlairDataModule",
     "FlairDataset",
     "PatchRecord",
     "SuperArea",
@@ -29,7 +31,6 @@ __all__ = [
     "collate_flair",
     "dates_to_days",
     "discover_patches",
-    "draw_val_domains",
     "encode_metadata",
     "filter_cloudy_dates",
     "metadata_size",

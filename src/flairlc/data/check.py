@@ -16,7 +16,7 @@ aerial images and ``.npy`` arrays (and the TIFF block table, which finds truncat
 still reads masks in full (their values are checked).
 
 :func:`validate_records` is the cheap, header-only part of the same checks, run on the patches of a
-:class:`~flairlc.data.FlairDataModule` before training: it stops a run at setup, with one message
+:class:`~flairlc.training.FlairDataModule` before training: it stops a run at setup, with one message
 that names the first bad file.
 """
 

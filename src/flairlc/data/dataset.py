@@ -58,7 +58,7 @@ class FlairDataset(Dataset):
             :class:`~flairlc.data.sentinel.SeriesPreprocessing`): the cloud filter's rule, the
             sign of ``dates_days`` and the centroid encoding of ``metadata``.
         patch_size: expected aerial (and mask) size ``(H, W)`` in pixels, or None (then an image
-            and its mask must only agree); :class:`~flairlc.data.FlairDataModule` sets it from
+            and its mask must only agree); :class:`~flairlc.training.FlairDataModule` sets it from
             the headers it validates.
 
     Raises:

@@ -6,7 +6,7 @@ Sentinel-2 window and its scaled copy, the mask). glibc's allocator serves block
 about 2 700 page faults, 5–6 ms of an 11 ms sample on the machines measured
 (``benchmarks/RESULTS.md``). :func:`keep_freed_memory` tells the allocator to serve them from its
 heap and keep what is freed, so the next sample reuses the same pages. It is applied in the
-DataLoader workers of :class:`~flairlc.data.FlairDataModule` (processes that only load data),
+DataLoader workers of :class:`~flairlc.training.FlairDataModule` (processes that only load data),
 never in the training process.
 """
 

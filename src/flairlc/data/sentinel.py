@@ -295,7 +295,7 @@ class PreprocessingProfile:
         date_sign: ``1``: offsets are date − reference; ``-1``: reference − date (the official
             code); see :func:`dates_to_days`.
         monthly_sentinel_scaling: Sentinel-2 input scaling of monthly means (an
-            :class:`flairlc.training.scaling.InputScaler` mode): ``"unit"`` (/ 65 535, as without
+            :class:`flairlc.inference.scaling.InputScaler` mode): ``"unit"`` (/ 65 535, as without
             averaging) or ``"raw"`` (reflectance ×10 000 as it is: the official code's float64
             means pass ``img_as_float`` unchanged).
         geo_encoding: encoding of the patch centroid in the metadata vector (see

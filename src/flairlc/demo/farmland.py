@@ -22,8 +22,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from flairlc.data import FlairDataModule
 from flairlc.demo.recipe import CpuRecipe, SyntheticSize
+from flairlc.training import FlairDataModule
 
 #: Baseline indices of herbaceous vegetation, agricultural land and plowed land.
 SEASONAL_CLASSES = (9, 10, 11)

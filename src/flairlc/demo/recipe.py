@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flairlc.data import FlairDataModule
 from flairlc.data.synthetic import generate_dataset
-from flairlc.training import SegmentationTask
+from flairlc.training import FlairDataModule, SegmentationTask
 
 
 @dataclass(frozen=True)

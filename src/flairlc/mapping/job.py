@@ -45,13 +45,14 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from flairlc import nomenclature
+from flairlc.hashing import file_sha256
 from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition, read_acquisition
 from flairlc.mapping.blending import fit_window, window_starts
 from flairlc.mapping.cog import crop_to_cog, finalize_cog
@@ -60,7 +61,9 @@ from flairlc.mapping.errors import MappingInputError
 from flairlc.mapping.mosaic import Grid, Mosaic, RasterTile, scan_tiles, write_vrt
 from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable_dir, write_json
-from flairlc.training.finetune import file_sha256
+
+if TYPE_CHECKING:
+    from flairlc.inference import TrainedModel
 
 #: Default side of an output tile, pixels (2 km at 0.2 m). The windows that straddle a tile's edge
 #: are predicted by both tiles: about ``(1 + stride / tile_px)²`` passes for one of a single map
@@ -242,10 +245,10 @@ class MapJob:
         elevation_mosaic = scan_tiles(elevation, "elevation") if elevation is not None else None
         zone_geometry = _zone_geometry(Path(zone), aerial_mosaic.grid.crs) if zone else None
         grid = _job_grid(aerial_mosaic.grid, zone_geometry)
-        hparams = _checkpoint_hparams(checkpoint)
+        model = _trained_model(checkpoint)
         acquisition = read_acquisition([t.path for t in aerial_mosaic.tiles], aerial_date)
         if options["window"] is None:
-            options["window"] = _default_window(hparams, grid, options)
+            options["window"] = _default_window(model, grid, options)
         spec = {
             "format": JOB_FORMAT,
             "checkpoint": str(checkpoint.resolve()),
@@ -285,7 +288,7 @@ class MapJob:
             else:
                 (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
             aerial_name = Path(aerial) if isinstance(aerial, (str, os.PathLike)) else aerial_mosaic.tiles[0].path.parent
-            _check_inputs(root, hparams, options, sentinel, acquisition, aerial_name)
+            _check_inputs(root, model, options, sentinel, acquisition, aerial_name)
             if not spec_path.exists():
                 write_json(spec_path, spec, indent=1)
         except BaseException:
@@ -478,50 +481,45 @@ def _undo_start(root: Path, made: list[Path]) -> None:
             pass
 
 
-def _checkpoint_hparams(checkpoint: Path) -> dict[str, Any]:
-    from flairlc.training.checkpoint import CheckpointError, read_checkpoint
+def _trained_model(checkpoint: Path) -> TrainedModel:
+    """The checkpoint's model on the CPU, or a :class:`MappingInputError` saying why not."""
+    from flairlc.inference import CheckpointError, load_trained_model
 
     try:
-        return dict(read_checkpoint(checkpoint).get("hyper_parameters") or {})
+        return load_trained_model(checkpoint)
     except CheckpointError as error:
         raise MappingInputError(str(error)) from None
 
 
-def _check_inputs(root: Path, hparams: dict[str, Any], options: dict[str, Any], sentinel,
+def _check_inputs(root: Path, model: TrainedModel, options: dict[str, Any], sentinel,
                   acquisition: AerialAcquisition | None, aerial_name: Path) -> None:
     """Before any tile: the mosaics hold the bands the model reads, at a usable resolution, and the
     elevation and the Sentinel-2 series cover the aerial tiles in space and time (as ``map``
     checks one raster)."""
     from flairlc.mapping.inputs import AerialSource, SentinelSeries
-    from flairlc.training.finetune import checkpoint_inputs
-    from flairlc.training.task import MODEL_INPUTS
 
-    model = hparams.get("model", "unet")
-    if "sentinel" in MODEL_INPUTS.get(model, ()) and sentinel is None:
+    if model.uses_sentinel and sentinel is None:
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
-    reads_aerial = "aerial" in MODEL_INPUTS.get(model, ("aerial",))
     elevation = root / "inputs" / "elevation.vrt"
-    with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() and reads_aerial else None,
+    with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() and model.uses_aerial else None,
                       options["resolution_policy"], coverage_policy=options["coverage_policy"],
-                      bands=checkpoint_inputs(hparams)["bands"] if reads_aerial else ("R",),
+                      bands=model.bands if model.uses_aerial else ("R",),
                       raster_bands=options["aerial_bands"]) as source:
-        if sentinel is not None and "sentinel" in MODEL_INPUTS.get(model, ()):
-            reference = datetime.date.fromisoformat(str(hparams.get("reference_date", "2021-05-15")))
-            series = SentinelSeries(sentinel, source.crs, reference, aerial=source.extent,
+        if sentinel is not None and model.uses_sentinel:
+            series = SentinelSeries(sentinel, source.crs, model.reference_date, aerial=source.extent,
                                     aerial_path=source.aerial_path, coverage_policy=options["coverage_policy"],
                                     resolution_policy=options["resolution_policy"],
-                                    need_masks=bool(hparams.get("filter_clouds", False)))
+                                    need_masks=model.series_preprocessing.filter_clouds)
             series.close()
             check_dates(series.folder, series.dates, acquisition, aerial_name, options["coverage_policy"])
 
 
-def _default_window(hparams: dict[str, Any], grid: Grid, options: dict[str, Any]) -> int:
+def _default_window(model: TrainedModel, grid: Grid, options: dict[str, Any]) -> int:
     """The window ``map`` would use over one raster of the area: 512 for models that read
     Sentinel-2 (their training patch), else :func:`fit_window` up to ``max_window``."""
     from flairlc.mapping.infer import SENTINEL_MODEL_WINDOW_PX
-    from flairlc.training.task import MODEL_INPUTS
 
-    if "sentinel" in MODEL_INPUTS.get(hparams.get("model", "unet"), ()):
+    if model.uses_sentinel:
         return SENTINEL_MODEL_WINDOW_PX
     return fit_window(grid.height, grid.width, options["max_window"], options["overlap"])
 
@@ -563,13 +561,13 @@ def load_predictor(checkpoint: str | Path, device: str = "cpu", sha256: str | No
     """The model of ``checkpoint`` on ``device``, loaded once per process (tile tasks reuse it);
     with ``runtime="compile"`` its network is compiled by ``torch.compile``, with ``"onnx"`` it runs
     in ONNX Runtime (:mod:`flairlc.mapping.runtime`)."""
+    from flairlc.inference import load_trained_model
     from flairlc.mapping.runtime import with_runtime
-    from flairlc.training.checkpoint import load_task
 
     key = (str(checkpoint), device, sha256 or "", runtime)
     if key not in _PREDICTORS:
         _PREDICTORS.clear()
-        _PREDICTORS[key] = with_runtime(load_task(checkpoint, map_location=device), runtime)
+        _PREDICTORS[key] = with_runtime(load_trained_model(checkpoint, map_location=device), runtime)
     return _PREDICTORS[key]
 
 

@@ -10,7 +10,7 @@ import torch
 
 @runtime_checkable
 class Predictor(Protocol):
-    """A trained model seen by the mapper (implemented by ``flairlc.training.SegmentationTask``).
+    """A trained model seen by the mapper (implemented by ``flairlc.inference.TrainedModel``).
 
     Attributes:
         num_classes: number of classes ``K`` of the output probabilities.

@@ -7,7 +7,7 @@ off on large rasters and tiled jobs.
 
 ``--runtime onnx``: ONNX Runtime's CPU kernels run FLAIR's ResNet34 U-Net faster than PyTorch on
 the CPUs measured (``benchmarks/RESULTS.md``). :class:`OnnxPredictor` wraps a trained
-:class:`~flairlc.training.SegmentationTask`: the input scaling, the band selection, the inactive
+:class:`~flairlc.inference.TrainedModel`: the input scaling, the band selection, the inactive
 classes and the softmax stay in PyTorch, exactly as the task does them; only the network runs in
 ONNX Runtime, exported once (``torch.onnx.export``, dynamic batch and window size). Its
 probabilities equal the task's to float rounding (``tests/test_map_area.py`` checks the maps).
@@ -32,7 +32,8 @@ class OnnxPredictor:
     """A :class:`~flairlc.mapping.predictor.Predictor` whose network runs in ONNX Runtime.
 
     Args:
-        task: the trained task (an aerial-only U-Net without metadata).
+        task: the trained model (:class:`~flairlc.inference.TrainedModel`, an aerial-only U-Net
+            without metadata).
         threads: ONNX Runtime's intra-op threads (default: torch's thread count).
         path: where to write the exported network (default a temporary file, removed with the
             predictor).
@@ -43,11 +44,10 @@ class OnnxPredictor:
     """
 
     def __init__(self, task: Any, threads: int | None = None, path: str | Path | None = None) -> None:
-        hparams = task.hparams
-        if hparams.get("model", "unet") != "unet" or hparams.get("use_metadata", False):
+        if task.architecture != "unet" or task.use_metadata:
             raise ValueError("--runtime onnx runs aerial-only U-Nets without metadata; "
-                             f"this model is {hparams.get('model')!r}"
-                             + (" with metadata" if hparams.get("use_metadata") else ""))
+                             f"this model is {task.architecture!r}"
+                             + (" with metadata" if task.use_metadata else ""))
         try:
             import onnxruntime
         except ImportError:

@@ -1,18 +1,21 @@
-"""Training: the LightningModule, augmentation, input scaling, prediction writing, checkpoints."""
+"""Training: the LightningModule and data module, augmentation, prediction writing, checkpoints."""
 
+from flairlc.inference.scaling import InputScaler
 from flairlc.training.augment import augment_batch
 from flairlc.training.checkpoint import CheckpointError, load_task, read_checkpoint
-from flairlc.training.scaling import InputScaler
+from flairlc.training.datamodule import FlairDataModule, draw_val_domains
 from flairlc.training.task import SegmentationTask, check_data_fits
 from flairlc.training.writer import PredictionWriter, write_prediction
 
 __all__ = [
     "CheckpointError",
+    "FlairDataModule",
     "InputScaler",
     "PredictionWriter",
     "SegmentationTask",
     "augment_batch",
     "check_data_fits",
+    "draw_val_domains",
     "load_task",
     "read_checkpoint",
     "write_prediction",

@@ -1,7 +1,7 @@
 """``flairlc fit|validate|test|predict``: the Lightning command line (LightningCLI, jsonargparse).
 
 Every argument of :class:`~flairlc.training.SegmentationTask` (``--model.*``),
-:class:`~flairlc.data.FlairDataModule` (``--data.*``) and the Trainer (``--trainer.*``) can be set
+:class:`~flairlc.training.FlairDataModule` (``--data.*``) and the Trainer (``--trainer.*``) can be set
 in a YAML file given with ``--config`` and overridden on the command line.
 
 Each run has one fixed folder, ``--run_dir`` (``run_dir:`` in a config, e.g. ``runs/utt``), laid
@@ -33,9 +33,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from flairlc import nomenclature as nomenclature_module
-from flairlc.data.datamodule import FlairDataModule
 from flairlc.outputs import check_writable_dir
 from flairlc.training.checkpoint import read_checkpoint
+from flairlc.training.datamodule import FlairDataModule
 from flairlc.training.run import (
     DEFAULT_RUN_DIR,
     LastCheckpoint,

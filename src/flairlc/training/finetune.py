@@ -15,7 +15,6 @@ FLAIR-1 fine-tuning trap where labels started at 1 and only 2 of 3 classes were 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,18 +22,11 @@ import torch
 
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import AERIAL_BANDS, band_statistics, normalize_bands
+from flairlc.hashing import file_sha256
+from flairlc.inference.checkpoint import read_checkpoint
 
 if TYPE_CHECKING:
     from flairlc.training.task import SegmentationTask
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_inputs(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +59,6 @@ def initialize_from_checkpoint(task: SegmentationTask, path: str | Path, head_in
         ValueError: the checkpoint describes another network or other inputs (naming the
             arguments to set), its weights do not fit, or ``head_init`` names unknown classes.
     """
-    from flairlc.training.checkpoint import read_checkpoint
-
     path = Path(path)
     checkpoint = read_checkpoint(path)
     hparams = checkpoint["hyper_parameters"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flairlc.hashing import file_sha256
 from flairlc.models.unet import UPERNET_V040
-from flairlc.training.finetune import checkpoint_inputs, file_sha256
+from flairlc.training.finetune import checkpoint_inputs
 
 #: Names of architectures for people, by the task's ``model`` or the smp ``arch`` of its aerial
 #: network; an architecture not listed is named by its ``arch``.

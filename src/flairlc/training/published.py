@@ -44,10 +44,10 @@ import torch
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import band_statistics, normalize_bands
+from flairlc.hashing import file_sha256
 from flairlc.models.unet import UPERNET_V040
 from flairlc.outputs import check_writable
 from flairlc.training.checkpoint import save_task
-from flairlc.training.finetune import file_sha256
 
 #: Families :func:`import_published_model` reads.
 FAMILIES = ("flair-inc", "flair-hub-aerial")

@@ -16,7 +16,7 @@ A run killed at any time continues from ``last.ckpt`` and ends with the same wei
 checkpoint at training epoch ends only, atomically, with the global random states and the logging
 step reached; :class:`RunCSVLogger` keeps the rows logged before that step when the run continues.
 The data loaders draw nothing from the global random generators (see
-:class:`~flairlc.data.FlairDataModule`), so restoring those states is enough.
+:class:`~flairlc.training.FlairDataModule`), so restoring those states is enough.
 """
 
 from __future__ import annotations

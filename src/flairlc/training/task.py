@@ -9,7 +9,6 @@ logs; this module only says what one step does.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,28 +18,28 @@ import torch.nn.functional as F
 
 from flairlc import __version__
 from flairlc import nomenclature as nomenclature_module
-from flairlc.data.bands import AERIAL_BANDS, band_indices, band_statistics, normalize_bands
-from flairlc.data.metadata import metadata_size
-from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
+from flairlc.data.sentinel import DEFAULT_PROFILE
 from flairlc.evaluation import (
     ConfusionAccumulator,
     EvaluationResult,
     Scores,
     confusion_matrix_torch,
 )
-from flairlc.models import FusionOutput, create_model
-from flairlc.models.fusion import center_crop, sentinel_footprint_px
+from flairlc.inference.model import MODEL_INPUTS, TrainedModel
 from flairlc.training.augment import augment_batch
-from flairlc.training.scaling import UINT8_MAX, UINT16_MAX, InputScaler
 
-#: Inputs each model reads (besides the mask).
-MODEL_INPUTS = {"unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel")}
+__all__ = ["MODEL_INPUTS", "PLOWED_INDEX", "SegmentationTask", "check_data_fits", "weighted_cross_entropy"]
+
 #: Baseline index of 'plowed land', weighted 0 in the satellite branch by default.
 PLOWED_INDEX = 11
 
 
-class SegmentationTask(L.LightningModule):
+class SegmentationTask(TrainedModel, L.LightningModule):
     """Training and inference of a FLAIR model.
+
+    A :class:`~flairlc.inference.TrainedModel` (network, input scaling, bands, classes, series
+    preprocessing, ``predict_proba``) that also trains: the inference is the trained model's own,
+    so a checkpoint maps and scores the same through either.
 
     Args:
         model: ``"unet"``, ``"utae"`` or ``"utt"``.
@@ -133,46 +132,25 @@ class SegmentationTask(L.LightningModule):
         channels_last: bool = False,
         compile_network: bool = False,
     ) -> None:
-        super().__init__()
-        if model not in MODEL_INPUTS:
-            raise ValueError(f"unknown model {model!r}: expected one of {sorted(MODEL_INPUTS)}")
-        if model == "utae" and use_metadata:
-            raise ValueError("use_metadata needs an aerial branch: use model 'unet' or 'utt'")
+        super().__init__(
+            model=model, model_kwargs=model_kwargs, nomenclature=nomenclature, bands=bands,
+            active_classes=active_classes, use_metadata=use_metadata, geo_enc_size=geo_enc_size,
+            aerial_scaling=aerial_scaling, aerial_mean=aerial_mean, aerial_std=aerial_std,
+            sentinel_scaling=sentinel_scaling, sat_patch_size=sat_patch_size, reference_date=reference_date,
+            filter_clouds=filter_clouds, cloud_max_cover=cloud_max_cover, cloud_prob_threshold=cloud_prob_threshold,
+            average_monthly=average_monthly, aerial_resolution_m=aerial_resolution_m,
+            sentinel_resolution_m=sentinel_resolution_m, profile=profile,
+        )
         self.save_hyperparameters()
-        self.nomenclature = nomenclature_module.get(nomenclature)
         self.hparams["nomenclature"] = nomenclature_module.portable(nomenclature)
-        self.bands = normalize_bands(bands if bands is not None else AERIAL_BANDS)
         self.hparams["bands"] = list(self.bands)
-        self.hparams["aerial_mean"], self.hparams["aerial_std"] = _band_statistics(self.bands, aerial_mean, aerial_std)
+        self.hparams["aerial_mean"], self.hparams["aerial_std"] = list(self.aerial_mean), list(self.aerial_std)
         self.hparams["loss_weights"] = list(loss_weights)
-        self.num_classes = self.nomenclature.num_classes
-        self.class_names = self.nomenclature.names
-        self.active_classes = _active_classes(active_classes, self.num_classes)
         if active_classes is not None:
             self.hparams["active_classes"] = list(self.active_classes)
         # Loggers and the data-module merge read the initial hyper-parameters: make them the
         # values in use (a nomenclature file's content, resolved statistics), like the data module.
         self._hparams_initial = copy.deepcopy(self._hparams)
-        inactive = tuple(k for k in range(self.num_classes) if k not in self.active_classes)
-        #: Classes weighted 0 by default and left out of mIoU: unlabeled ('other') and inactive.
-        self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
-        kwargs = dict(model_kwargs or {})
-        kwargs["num_classes"] = self.num_classes
-        if model != "utae":
-            kwargs["use_metadata"] = use_metadata
-            kwargs["metadata_size"] = metadata_size(geo_enc_size)
-            channels_key = "in_channels" if model == "unet" else "aerial_channels"
-            if int(kwargs.get(channels_key, len(self.bands))) != len(self.bands):
-                raise ValueError(f"model_kwargs {channels_key}={kwargs[channels_key]} but the model reads {len(self.bands)} bands {list(self.bands)}")
-            kwargs[channels_key] = len(self.bands)
-        if model == "utt":
-            kwargs.setdefault("aerial_resolution_m", aerial_resolution_m)
-            kwargs.setdefault("sentinel_resolution_m", sentinel_resolution_m)
-        self.net = create_model(model, **kwargs)
-        self.aerial_channels = len(self.bands) if model != "utae" else len(AERIAL_BANDS)
-        self.register_buffer("band_index", torch.tensor(band_indices(self.bands)), persistent=False)
-        self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, self.hparams["aerial_mean"], self.hparams["aerial_std"])
-        self.sentinel_scaler = InputScaler(sentinel_scaling or self.series_preprocessing.sentinel_scaling, 10, UINT16_MAX)
         self.register_buffer("class_weights", self._weights(class_weights, zero=self.ignored_classes), persistent=False)
         baseline = nomenclature_module.same(self.nomenclature, "baseline")
         self.register_buffer(
@@ -180,12 +158,6 @@ class SegmentationTask(L.LightningModule):
             self._weights(aux_class_weights, zero=self.ignored_classes + ((PLOWED_INDEX,) if baseline else ())),
             persistent=False,
         )
-        # Added to the logits before an argmax or softmax at inference: inactive classes never win.
-        logit_offset = torch.zeros(self.num_classes)
-        logit_offset[list(inactive)] = float("-inf")
-        self.register_buffer("logit_offset", logit_offset.view(1, -1, 1, 1), persistent=False)
-        #: Where the weights came from (imported file, fine-tuned checkpoint), saved in checkpoints.
-        self.provenance: dict[str, Any] = {}
         if init_checkpoint is not None:
             from flairlc.training.finetune import initialize_from_checkpoint
 
@@ -198,114 +170,6 @@ class SegmentationTask(L.LightningModule):
         self.evaluation_dir: str | None = None
         #: The evaluation of the last ``test`` run (every patch counted once, DDP included).
         self.test_result: EvaluationResult | None = None
-
-    # ----------------------------------------------------------------- the predictor interface
-    @property
-    def uses_sentinel(self) -> bool:
-        """Whether the model reads a Sentinel-2 series."""
-        return "sentinel" in MODEL_INPUTS[self.hparams["model"]]
-
-    @property
-    def uses_aerial(self) -> bool:
-        """Whether the model reads the aerial image."""
-        return "aerial" in MODEL_INPUTS[self.hparams["model"]]
-
-    @property
-    def sat_patch_size(self) -> int:
-        """Sentinel-2 window side, in 10 m pixels."""
-        return int(self.hparams["sat_patch_size"])
-
-    @property
-    def reference_date(self) -> dt.date:
-        """Origin of the date offsets."""
-        return dt.date.fromisoformat(self.hparams["reference_date"])
-
-    @property
-    def series_preprocessing(self) -> SeriesPreprocessing:
-        """The preprocessing the model was trained with: Sentinel-2 series and metadata encoding.
-
-        Mapping and ``evaluate --checkpoint`` apply it (its profile included) to their inputs.
-        """
-        h = self.hparams
-        return SeriesPreprocessing(
-            h["filter_clouds"], h["cloud_max_cover"], h["cloud_prob_threshold"], h["average_monthly"],
-            self.reference_date, h.get("profile", DEFAULT_PROFILE),
-        )
-
-    @property
-    def required_modalities(self) -> tuple[str, ...]:
-        """Modalities the data module must load for this task (besides the mask)."""
-        needed = MODEL_INPUTS[self.hparams["model"]]
-        return needed + (("metadata",) if self.hparams["use_metadata"] else ())
-
-    def forward_batch(self, batch: dict[str, Any], size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits at aerial resolution for a batch of raw inputs.
-
-        Args:
-            batch: ``aerial`` uint8 ``(B, 5, H, W)``; ``sentinel`` ``(B, T, 10, S, S)`` reflectance
-                ×10 000, ``dates_days`` ``(B, T)``, ``sentinel_pad_mask`` ``(B, T)``; ``metadata``
-                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2).
-            size: output ``(H, W)`` for U-TAE alone (default: the mask's or aerial's size).
-
-        Returns:
-            logits ``(B, K, H, W)`` and the auxiliary U-TAE logits (U-T&T with Sentinel-2) or None.
-        """
-        model = self.hparams["model"]
-        metadata = batch.get("metadata") if self.hparams["use_metadata"] else None
-        if model == "unet":
-            return self.net(self._aerial_input(batch["aerial"]), metadata), None
-        sentinel = batch.get("sentinel")
-        sentinel_args = {}
-        if sentinel is not None:
-            sentinel_args = dict(
-                sentinel=self.sentinel_scaler(sentinel),
-                dates_days=batch["dates_days"],
-                pad_mask=batch.get("sentinel_pad_mask"),
-            )
-        if model == "utt":
-            output: FusionOutput = self.net(self._aerial_input(batch["aerial"]), metadata=metadata, **sentinel_args)
-            return output.logits, output.aux_logits
-        if sentinel is None:
-            raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
-        logits = self.net(**sentinel_args)
-        if size is None:
-            reference = batch.get("mask", batch.get("aerial"))
-            size = tuple(reference.shape[-2:]) if reference is not None else (512, 512)
-        footprint = sentinel_footprint_px(size[0], self.hparams["aerial_resolution_m"], self.hparams["sentinel_resolution_m"])
-        crop = center_crop(logits, (footprint, footprint))
-        return F.interpolate(crop, size=size, mode="nearest"), None
-
-    def use_channels_last(self, enabled: bool = True) -> SegmentationTask:
-        """Run the aerial network in channels-last memory format (faster convolutions on CPUs
-        and GPUs; the same function up to float rounding); returns ``self``."""
-        self._channels_last = enabled
-        self.net.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
-        return self
-
-    def _aerial_input(self, aerial: torch.Tensor) -> torch.Tensor:
-        """Scaled aerial bands of a raw batch, in the network's memory format."""
-        x = self.aerial_scaler(self.select_bands(aerial))
-        return x.contiguous(memory_format=torch.channels_last) if getattr(self, "_channels_last", False) else x
-
-    def select_bands(self, aerial: torch.Tensor) -> torch.Tensor:
-        """The model's bands, in its order, from FLAIR's 5 aerial bands ``(B, 5, H, W)``."""
-        if aerial.shape[-3] != len(AERIAL_BANDS):
-            raise ValueError(
-                f"aerial batches hold FLAIR's {len(AERIAL_BANDS)} bands {list(AERIAL_BANDS)} "
-                f"(the model picks its {list(self.bands)}), got {aerial.shape[-3]} channels"
-            )
-        if self.bands == AERIAL_BANDS:
-            return aerial
-        return aerial.index_select(-3, self.band_index)
-
-    def predictable(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K, H, W)`` with inactive classes at -inf (they never win an argmax)."""
-        return logits if len(self.active_classes) == self.num_classes else logits.float() + self.logit_offset
-
-    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class probabilities ``(B, K, H, W)`` (softmax; 0 for inactive classes) of raw inputs."""
-        logits, _ = self.forward_batch(batch)
-        return self.predictable(logits).float().softmax(dim=1)
 
     # ------------------------------------------------------------------------------ steps
     def _weights(self, weights: Sequence[float] | None, zero: tuple[int, ...]) -> torch.Tensor:
@@ -351,8 +215,7 @@ class SegmentationTask(L.LightningModule):
         self.log("val_miou", miou, prog_bar=True)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits, _ = self.forward_batch(batch)
-        prediction = self.predictable(logits).argmax(dim=1)
+        prediction = self.predict_classes(batch)
         k = self.num_classes
         # One confusion matrix per sample, kept with the sample's index so that duplicates
         # added by the distributed sampler can be dropped before summing.
@@ -484,24 +347,3 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
         problems.append(f"the model was set up with profile={profile!r}, the data uses {data_hparams['profile']!r}")
     if problems:
         raise ValueError("model and data do not fit: " + "; ".join(problems))
-
-
-
-def _band_statistics(bands: tuple[str, ...], mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[list[float], list[float]]:
-    """Means and stds in the order of ``bands``: given ones (one per band), else IGN's."""
-    default_mean, default_std = band_statistics(bands)
-    mean = list(default_mean if mean is None else mean)
-    std = list(default_std if std is None else std)
-    if len(mean) != len(bands) or len(std) != len(bands):
-        raise ValueError(f"aerial_mean and aerial_std need one value per band {list(bands)}: got {mean} and {std}")
-    return [float(m) for m in mean], [float(s) for s in std]
-
-
-def _active_classes(active: Sequence[int] | None, num_classes: int) -> tuple[int, ...]:
-    """Sorted active class indices (all when None), checked against ``num_classes``."""
-    if active is None:
-        return tuple(range(num_classes))
-    indices = sorted({int(k) for k in active})
-    if not indices or indices[0] < 0 or indices[-1] >= num_classes:
-        raise ValueError(f"active_classes {list(active)} must be indices in 0..{num_classes - 1}")
-    return tuple(indices)

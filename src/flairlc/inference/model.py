@@ -1,0 +1,276 @@
+"""`TrainedModel`: a trained FLAIR model as a value of its own, ready to predict.
+
+The network, the input scaling, the aerial bands it reads, its classes and the Sentinel-2
+preprocessing it was trained with, in one :class:`torch.nn.Module` that implements the mapper's
+:class:`~flairlc.mapping.predictor.Predictor`. :func:`load_trained_model` rebuilds it from a
+checkpoint with ``torch.load`` alone: mapping and evaluation import PyTorch and the network,
+never Lightning. :class:`~flairlc.training.SegmentationTask` is a ``TrainedModel`` that also
+trains, so the scaling, band picking and softmax have one implementation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flairlc import nomenclature as nomenclature_module
+from flairlc.data.bands import AERIAL_BANDS, band_indices, band_statistics, normalize_bands
+from flairlc.data.metadata import metadata_size
+from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
+from flairlc.inference.checkpoint import (
+    build_model,
+    constructor_arguments,
+    load_weights,
+    read_checkpoint,
+)
+from flairlc.inference.scaling import UINT8_MAX, UINT16_MAX, InputScaler
+from flairlc.models import FusionOutput, create_model
+from flairlc.models.fusion import center_crop, sentinel_footprint_px
+
+#: Inputs each model reads (besides the mask).
+MODEL_INPUTS = {"unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel")}
+
+
+class TrainedModel(nn.Module):
+    """A FLAIR model for inference: raw inputs in, class probabilities out.
+
+    Its state dict is the network's (``net.*``), as in a training checkpoint; everything else is
+    rebuilt from the arguments, which are the checkpoint's hyper-parameters of the same names.
+
+    Args:
+        model: ``"unet"``, ``"utae"`` or ``"utt"``.
+        model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
+        nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"``, or a JSON file /
+            dict of classes (:func:`flairlc.nomenclature.get`).
+        bands: the aerial bands the network reads, in its input order (default all 5, FLAIR's
+            order). Batches always hold FLAIR's 5 bands; the model picks its own.
+        active_classes: indices of the classes the model predicts (default: all); the others get
+            probability 0 and never win an argmax.
+        use_metadata: feed the encoded aerial metadata to the U-Net encoder.
+        geo_enc_size: size of the centroid encoding in the metadata vector.
+        aerial_scaling: ``"unit"`` (uint8 / 255) or ``"standardize"``.
+        aerial_mean, aerial_std: per-band statistics of ``"standardize"`` (digital numbers), in the
+            order of ``bands``; default IGN's FLAIR statistics of those bands.
+        sentinel_scaling: the Sentinel-2 scaling mode; None: the preprocessing profile's.
+        sat_patch_size: Sentinel-2 window side (10 m pixels) the model expects.
+        reference_date: origin of the date offsets, ``YYYY-MM-DD``.
+        filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, profile: the
+            Sentinel-2 preprocessing (:class:`~flairlc.data.sentinel.SeriesPreprocessing`).
+        aerial_resolution_m: aerial pixel size (metres).
+        sentinel_resolution_m: Sentinel-2 pixel size (metres).
+
+    Raises:
+        ValueError: an unknown model, metadata without an aerial branch, bands or statistics that
+            do not fit, or active classes out of range.
+    """
+
+    def __init__(
+        self,
+        model: str = "unet",
+        model_kwargs: dict[str, Any] | None = None,
+        nomenclature: str | dict[str, Any] = "baseline",
+        bands: Sequence[str] | None = None,
+        active_classes: Sequence[int] | None = None,
+        use_metadata: bool = False,
+        geo_enc_size: int = 32,
+        aerial_scaling: str = "unit",
+        aerial_mean: Sequence[float] | None = None,
+        aerial_std: Sequence[float] | None = None,
+        sentinel_scaling: str | None = None,
+        sat_patch_size: int = 40,
+        reference_date: str = "2021-05-15",
+        filter_clouds: bool = False,
+        cloud_max_cover: float = 0.5,
+        cloud_prob_threshold: int = 60,
+        average_monthly: bool = False,
+        aerial_resolution_m: float = 0.2,
+        sentinel_resolution_m: float = 10.0,
+        profile: str = DEFAULT_PROFILE,
+    ) -> None:
+        super().__init__()
+        if model not in MODEL_INPUTS:
+            raise ValueError(f"unknown model {model!r}: expected one of {sorted(MODEL_INPUTS)}")
+        if model == "utae" and use_metadata:
+            raise ValueError("use_metadata needs an aerial branch: use model 'unet' or 'utt'")
+        #: ``"unet"``, ``"utae"`` or ``"utt"``.
+        self.architecture = model
+        self.nomenclature = nomenclature_module.get(nomenclature)
+        self.num_classes = self.nomenclature.num_classes
+        self.class_names = self.nomenclature.names
+        self.bands = normalize_bands(bands if bands is not None else AERIAL_BANDS)
+        self.aerial_mean, self.aerial_std = _band_statistics(self.bands, aerial_mean, aerial_std)
+        self.active_classes = _active_classes(active_classes, self.num_classes)
+        self.use_metadata = bool(use_metadata)
+        self.geo_enc_size = int(geo_enc_size)
+        #: Sentinel-2 window side, in 10 m pixels.
+        self.sat_patch_size = int(sat_patch_size)
+        #: Origin of the date offsets.
+        self.reference_date = dt.date.fromisoformat(str(reference_date))
+        #: The preprocessing the model was trained with (Sentinel-2 series and metadata encoding);
+        #: mapping and ``evaluate --checkpoint`` apply it, its profile included, to their inputs.
+        self.series_preprocessing = SeriesPreprocessing(
+            filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, self.reference_date, profile
+        )
+        self.aerial_resolution_m = float(aerial_resolution_m)
+        self.sentinel_resolution_m = float(sentinel_resolution_m)
+        inactive = tuple(k for k in range(self.num_classes) if k not in self.active_classes)
+        #: Classes left out of mIoU (and weighted 0 by default in training): unlabeled and inactive.
+        self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
+        self.net = create_model(model, **self._network_arguments(model_kwargs))
+        self.aerial_channels = len(self.bands) if model != "utae" else len(AERIAL_BANDS)
+        self.register_buffer("band_index", torch.tensor(band_indices(self.bands)), persistent=False)
+        self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, self.aerial_mean, self.aerial_std)
+        self.sentinel_scaler = InputScaler(sentinel_scaling or self.series_preprocessing.sentinel_scaling, 10, UINT16_MAX)
+        # Added to the logits before an argmax or softmax: inactive classes never win.
+        logit_offset = torch.zeros(self.num_classes)
+        logit_offset[list(inactive)] = float("-inf")
+        self.register_buffer("logit_offset", logit_offset.view(1, -1, 1, 1), persistent=False)
+        #: Where the weights came from (imported file, fine-tuned checkpoint), as saved with them.
+        self.provenance: dict[str, Any] = {}
+        self._channels_last = False
+
+    def _network_arguments(self, model_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        """The arguments of :func:`create_model`: ``model_kwargs`` with the classes, bands and
+        metadata size these settings imply."""
+        kwargs = dict(model_kwargs or {})
+        kwargs["num_classes"] = self.num_classes
+        if self.architecture != "utae":
+            kwargs["use_metadata"] = self.use_metadata
+            kwargs["metadata_size"] = metadata_size(self.geo_enc_size)
+            channels_key = "in_channels" if self.architecture == "unet" else "aerial_channels"
+            if int(kwargs.get(channels_key, len(self.bands))) != len(self.bands):
+                raise ValueError(f"model_kwargs {channels_key}={kwargs[channels_key]} but the model reads {len(self.bands)} bands {list(self.bands)}")
+            kwargs[channels_key] = len(self.bands)
+        if self.architecture == "utt":
+            kwargs.setdefault("aerial_resolution_m", self.aerial_resolution_m)
+            kwargs.setdefault("sentinel_resolution_m", self.sentinel_resolution_m)
+        return kwargs
+
+    @property
+    def uses_sentinel(self) -> bool:
+        """Whether the model reads a Sentinel-2 series."""
+        return "sentinel" in MODEL_INPUTS[self.architecture]
+
+    @property
+    def uses_aerial(self) -> bool:
+        """Whether the model reads the aerial image."""
+        return "aerial" in MODEL_INPUTS[self.architecture]
+
+    @property
+    def required_modalities(self) -> tuple[str, ...]:
+        """Modalities a dataset must load for this model (besides the mask)."""
+        return MODEL_INPUTS[self.architecture] + (("metadata",) if self.use_metadata else ())
+
+    def forward_batch(self, batch: dict[str, Any], size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits at aerial resolution for a batch of raw inputs.
+
+        Args:
+            batch: ``aerial`` uint8 ``(B, 5, H, W)``; ``sentinel`` ``(B, T, 10, S, S)`` reflectance
+                ×10 000, ``dates_days`` ``(B, T)``, ``sentinel_pad_mask`` ``(B, T)``; ``metadata``
+                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2).
+            size: output ``(H, W)`` for U-TAE alone (default: the mask's or aerial's size).
+
+        Returns:
+            logits ``(B, K, H, W)`` and the auxiliary U-TAE logits (U-T&T with Sentinel-2) or None.
+        """
+        metadata = batch.get("metadata") if self.use_metadata else None
+        if self.architecture == "unet":
+            return self.net(self._aerial_input(batch["aerial"]), metadata), None
+        sentinel = batch.get("sentinel")
+        sentinel_args = {}
+        if sentinel is not None:
+            sentinel_args = dict(
+                sentinel=self.sentinel_scaler(sentinel),
+                dates_days=batch["dates_days"],
+                pad_mask=batch.get("sentinel_pad_mask"),
+            )
+        if self.architecture == "utt":
+            output: FusionOutput = self.net(self._aerial_input(batch["aerial"]), metadata=metadata, **sentinel_args)
+            return output.logits, output.aux_logits
+        if sentinel is None:
+            raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
+        logits = self.net(**sentinel_args)
+        if size is None:
+            reference = batch.get("mask", batch.get("aerial"))
+            size = tuple(reference.shape[-2:]) if reference is not None else (512, 512)
+        footprint = sentinel_footprint_px(size[0], self.aerial_resolution_m, self.sentinel_resolution_m)
+        crop = center_crop(logits, (footprint, footprint))
+        return F.interpolate(crop, size=size, mode="nearest"), None
+
+    def use_channels_last(self, enabled: bool = True) -> TrainedModel:
+        """Run the aerial network in channels-last memory format (faster convolutions on CPUs
+        and GPUs; the same function up to float rounding); returns ``self``."""
+        self._channels_last = enabled
+        self.net.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        return self
+
+    def _aerial_input(self, aerial: torch.Tensor) -> torch.Tensor:
+        """Scaled aerial bands of a raw batch, in the network's memory format."""
+        x = self.aerial_scaler(self.select_bands(aerial))
+        return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
+
+    def select_bands(self, aerial: torch.Tensor) -> torch.Tensor:
+        """The model's bands, in its order, from FLAIR's 5 aerial bands ``(B, 5, H, W)``."""
+        if aerial.shape[-3] != len(AERIAL_BANDS):
+            raise ValueError(
+                f"aerial batches hold FLAIR's {len(AERIAL_BANDS)} bands {list(AERIAL_BANDS)} "
+                f"(the model picks its {list(self.bands)}), got {aerial.shape[-3]} channels"
+            )
+        if self.bands == AERIAL_BANDS:
+            return aerial
+        return aerial.index_select(-3, self.band_index)
+
+    def predictable(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` with inactive classes at -inf (they never win an argmax)."""
+        return logits if len(self.active_classes) == self.num_classes else logits.float() + self.logit_offset
+
+    def predict_proba(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class probabilities ``(B, K, H, W)`` (softmax; 0 for inactive classes) of raw inputs."""
+        logits, _ = self.forward_batch(batch)
+        return self.predictable(logits).float().softmax(dim=1)
+
+    def predict_classes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class indices int64 ``(B, H, W)``: the argmax of the logits over the active classes."""
+        logits, _ = self.forward_batch(batch)
+        return self.predictable(logits).argmax(dim=1)
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> TrainedModel:
+    """The :class:`TrainedModel` of a flairlc checkpoint, in eval mode on ``map_location``.
+
+    The file is read with ``torch.load(weights_only=True)`` (no Lightning); the model is rebuilt
+    from the hyper-parameters stored in it and its weights loaded strictly.
+
+    Raises:
+        CheckpointError: missing, unsafe or mismatching checkpoint, with the reason.
+    """
+    checkpoint = read_checkpoint(path)
+    model = build_model(TrainedModel, constructor_arguments(checkpoint, TrainedModel, path), path)
+    load_weights(model, checkpoint, path)
+    return model.to(map_location).eval()
+
+
+def _band_statistics(bands: tuple[str, ...], mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[list[float], list[float]]:
+    """Means and stds in the order of ``bands``: given ones (one per band), else IGN's."""
+    default_mean, default_std = band_statistics(bands)
+    mean = list(default_mean if mean is None else mean)
+    std = list(default_std if std is None else std)
+    if len(mean) != len(bands) or len(std) != len(bands):
+        raise ValueError(f"aerial_mean and aerial_std need one value per band {list(bands)}: got {mean} and {std}")
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def _active_classes(active: Sequence[int] | None, num_classes: int) -> tuple[int, ...]:
+    """Sorted active class indices (all when None), checked against ``num_classes``."""
+    if active is None:
+        return tuple(range(num_classes))
+    indices = sorted({int(k) for k in active})
+    if not indices or indices[0] < 0 or indices[-1] >= num_classes:
+        raise ValueError(f"active_classes {list(active)} must be indices in 0..{num_classes - 1}")
+    return tuple(indices)
