@@ -11,9 +11,12 @@ How it works:
   slides down. After strip ``i`` the rows ``[ys[i], ys[i+1])`` are final: their argmax is written
   to a working file and the buffer shifts. Memory is bounded by window, batch size and band
   width, never by the raster size. Windows straddling two bands are predicted twice.
+* Threads (:mod:`flairlc.mapping.pipeline`): ``read_threads`` readers read windows (and their
+  validity, once) through file handles of their own, a batch thread stacks them (in pinned
+  memory for CUDA), this thread predicts and blends, and a writer thread writes the strips.
 * Resuming: the working file ``MAP.tif.partial`` (+ ``MAP.tif.proba.partial``) sits beside the
   output with a JSON sidecar ``MAP.tif.partial.json`` listing finished chunks, rewritten
-  atomically after each flush. A second run with the same parameters skips finished chunks
+  atomically after each flush of the working files (every few seconds, and at the end). A second run with the same parameters skips finished chunks
   (re-predicting the few window rows whose overlap feeds the first unfinished strip); different
   parameters start over with a warning. The final COG is written under a temporary name and
   renamed; the working files are then removed.
@@ -317,22 +320,41 @@ class _Mapper:
         """The windows with data of window rows ``rows`` (indices into ``ys``), row by row, read
         and grouped into batches. Batches run across window rows, so every batch but the last is
         full: a GPU gets the batch size it was given, and a compiled network sees one shape."""
-        places = [(self.layout.ys[k], col0) for k in rows for col0 in cols]
         threads = self.read_threads if self.prefetch else 0
-        windows = ordered_map(self._read_window, places, threads, ahead=2 * threads + self.batch_size)
+        groups = self._window_groups(rows, cols, max(threads, 1))
+        read = ordered_map(self._read_group, groups, threads, ahead=2 * threads, lane=lambda group: group[0])
         pending: list[_Window] = []
         try:
-            for window in windows:
-                if window is None:
-                    continue
-                pending.append(window)
-                if len(pending) == self.batch_size:
-                    yield self._batch(pending)
-                    pending = []
+            for windows in read:
+                for window in windows:
+                    if window is None:
+                        continue
+                    pending.append(window)
+                    if len(pending) == self.batch_size:
+                        yield self._batch(pending)
+                        pending = []
             if pending:
                 yield self._batch(pending)
         finally:
-            windows.close()  # stops the reader threads
+            read.close()  # stops the reader threads
+
+    def _window_groups(self, rows: list[int], cols: list[int], threads: int) -> list[tuple[int, list[tuple[int, int]]]]:
+        """The windows of ``rows`` as ``(lane, [(row0, col0), ...])``: each window row cut into
+        ``threads`` runs of neighbouring windows, the same columns in the same lane (reader
+        thread) from row to row, so that the blocks two windows share are decoded once, in that
+        thread's handles. With fewer windows in a row than threads, the lanes take turns."""
+        per_row = min(threads, len(cols))
+        runs = [cols[j * len(cols) // per_row:(j + 1) * len(cols) // per_row] for j in range(per_row)]
+        groups = []
+        for n, k in enumerate(rows):
+            for j, run in enumerate(runs):
+                lane = j if per_row == threads else n * per_row + j
+                groups.append((lane, [(self.layout.ys[k], col0) for col0 in run]))
+        return groups
+
+    def _read_group(self, group: tuple[int, list[tuple[int, int]]]) -> list[_Window | None]:
+        """The windows of a group, read in turn (a reader thread)."""
+        return [self._read_window(place) for place in group[1]]
 
     def _predict(self, batch: _Batch) -> torch.Tensor:
         win, n = self.layout.window, len(batch.windows)

@@ -50,23 +50,27 @@ def decoder_threads(read_threads: int) -> int:
     return max(1, available_cpus() // max(1, read_threads))
 
 
-def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ahead: int) -> Iterator[R]:
+def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ahead: int,
+                lane: Callable[[T], int] | None = None) -> Iterator[R]:
     """``function(item)`` of every item, in order, computed by ``threads`` threads up to ``ahead``
     items ahead of the consumer (0 threads: in the caller's thread, one at a time).
 
     Each thread runs in a :class:`rasterio.Env` of its own with ``GDAL_NUM_THREADS``
-    (:func:`decoder_threads`). An exception raised by ``function`` is raised here at its item's
-    turn; the threads have ended when this generator returns or is closed.
+    (:func:`decoder_threads`). With ``lane``, item ``x`` goes to thread ``lane(x) % threads``
+    (e.g. the same columns of every row to the same thread, whose file handles then find in
+    GDAL's block cache the blocks that neighbouring windows share); else to any free thread. An
+    exception raised by ``function`` is raised here at its item's turn; the threads have ended
+    when this generator returns or is closed.
     """
     if threads <= 0:
         for item in items:
             yield function(item)
         return
-    tasks: queue.Queue = queue.Queue()
+    queues: list[queue.Queue] = [queue.Queue() for _ in range(threads if lane is not None else 1)]
     stop = threading.Event()
     gdal_threads = decoder_threads(threads)
 
-    def work() -> None:
+    def work(tasks: queue.Queue) -> None:
         with rasterio.Env(GDAL_NUM_THREADS=str(gdal_threads)):
             while not stop.is_set():
                 task = tasks.get()
@@ -80,7 +84,8 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ah
                 except BaseException as error:  # noqa: BLE001 - handed to the consumer
                     future.set_exception(error)
 
-    workers = [threading.Thread(target=work, name=f"flairlc-map-reader-{i}", daemon=True) for i in range(threads)]
+    workers = [threading.Thread(target=work, args=(queues[i % len(queues)],), name=f"flairlc-map-reader-{i}",
+                                daemon=True) for i in range(threads)]
     for worker in workers:
         worker.start()
     pending: deque[Future] = deque()
@@ -92,7 +97,7 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ah
                 if item is _END:
                     break
                 future: Future = Future()
-                tasks.put((item, future))
+                queues[lane(item) % threads if lane is not None else 0].put((item, future))
                 pending.append(future)
             if not pending:
                 return
@@ -101,8 +106,8 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ah
         stop.set()
         for future in pending:
             future.cancel()
-        for _ in workers:
-            tasks.put(None)
+        for i in range(threads):
+            queues[i % len(queues)].put(None)
         for worker in workers:
             worker.join()
 
