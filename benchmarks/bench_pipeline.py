@@ -1,8 +1,8 @@
 """The mapping pipeline alone, on any CPU: windows/s of 1024² px with a null predictor.
 
 The predictor returns fixed probabilities at once, so what is timed is the pipeline: window reads
-and validity (GeoTIFF deflate, JPEG2000), padding, batching, blending and argmax (on the CPU here:
-on a GPU the blending runs on the device), strip writes and the final COG. Each configuration runs
+and validity (GeoTIFF deflate, JPEG2000), padding, batching, blending and argmax (on the CPU here,
+on one torch thread: on a GPU the blending runs on the device), strip writes and the final COG. Each configuration runs
 in a fresh process pinned (``taskset``) to ``N`` of the CPUs this script may use, with the default
 of ``N`` reader threads (``flairlc.mapping.pipeline.default_read_threads``) and one GDAL decoder
 thread each; ``--baseline-src /path/to/older/src`` runs an older flairlc in the same way for the
@@ -90,8 +90,9 @@ def run_worker(args: argparse.Namespace) -> None:
 
     from flairlc.mapping import map_raster
 
-    cpus = len(os.sched_getaffinity(0))
-    torch.set_num_threads(cpus)
+    # The blending runs on the device: here the CPU, on one thread, as it would on a GPU's stream
+    # (torch's own threads would compete with the readers for the cores being measured).
+    torch.set_num_threads(1)
     predictor = NullPredictor()
     out = Path(args.out_dir)
     kwargs = dict(window=args.window, overlap=args.overlap, batch_size=args.batch_size, progress=False)

@@ -45,9 +45,10 @@ def default_read_threads() -> int:
     return min(available_cpus(), MAX_DEFAULT_READ_THREADS)
 
 
-def decoder_threads(read_threads: int) -> int:
-    """``GDAL_NUM_THREADS`` of each reader: the CPUs left per reader, at least 1."""
-    return max(1, available_cpus() // max(1, read_threads))
+def decoder_threads(read_threads: int) -> str:
+    """``GDAL_NUM_THREADS`` of each reader: the environment's when set, else the CPUs left per
+    reader, at least 1."""
+    return os.environ.get("GDAL_NUM_THREADS") or str(max(1, available_cpus() // max(1, read_threads)))
 
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ahead: int,
@@ -71,7 +72,7 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ah
     gdal_threads = decoder_threads(threads)
 
     def work(tasks: queue.Queue) -> None:
-        with rasterio.Env(GDAL_NUM_THREADS=str(gdal_threads)):
+        with rasterio.Env(GDAL_NUM_THREADS=gdal_threads):
             while not stop.is_set():
                 task = tasks.get()
                 if task is None:
@@ -219,15 +220,15 @@ class StripWriter:
             raise error
 
     def _run(self) -> None:
-        files: list = []
+        files: list | None = None  # None: closed
         written: list[str] = []
         last_flush = time.monotonic()
 
         def flush() -> None:
             nonlocal files, written, last_flush
-            for ds in files:
+            for ds in files or []:
                 ds.close()
-            files = []
+            files = None
             if written:
                 self._flushed(written)
             written = []
@@ -238,7 +239,7 @@ class StripWriter:
                 task = self._strips.get()
                 if task is None:
                     break
-                if not files:
+                if files is None:
                     files = self._open_files()
                 key, strip = task
                 self._write(files, strip)
