@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
+from raster_helpers import write_raster
+from rasterio.windows import Window
 
+from flairlc.mapping.inputs import AerialSource
 from flairlc.mapping.pipeline import StripWriter, ordered_map
 
 
@@ -56,3 +62,29 @@ def test_strip_writer_flushes_what_it_wrote_also_after_an_error() -> None:
             writer.put(f"0:{i}", i)
         writer.close()
     assert written == [0, 1, 2] and flushed == ["0:0", "0:1", "0:2"] and opened == [1]  # opened once
+
+
+def _open_descriptors(path: Path) -> int:
+    """File descriptors of this process open on ``path`` (Linux)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd) == str(path.resolve())
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_reader_threads_close_their_files_as_they_end(tmp_path: Path) -> None:
+    """Every column band starts new reader threads: each closes the handles it opened as it ends."""
+    aerial = write_raster(tmp_path / "a.tif", np.random.default_rng(0).integers(0, 256, (4, 64, 64), dtype=np.uint8))
+    with AerialSource(aerial, bands=("R", "G", "B", "NIR")) as source:
+        for _ in range(3):  # three bands' worth of readers
+            windows = [Window(8 * i, 0, 8, 8) for i in range(6)]
+            valid = list(ordered_map(lambda w: source.read(w)[1].all(), windows, threads=3, ahead=3,
+                                     thread_end=source.release_thread_handles))
+            assert valid == [True] * 6
+        assert _open_descriptors(aerial) == 1  # the source's own handle
+    assert _open_descriptors(aerial) == 0

@@ -322,7 +322,8 @@ class _Mapper:
         full: a GPU gets the batch size it was given, and a compiled network sees one shape."""
         threads = self.read_threads if self.prefetch else 0
         groups = self._window_groups(rows, cols, max(threads, 1))
-        read = ordered_map(self._read_group, groups, threads, ahead=2 * threads, lane=lambda group: group[0])
+        read = ordered_map(self._read_group, groups, threads, ahead=2 * threads, lane=lambda group: group[0],
+                           thread_end=self._release_handles)
         pending: list[_Window] = []
         try:
             for windows in read:
@@ -351,6 +352,12 @@ class _Mapper:
                 lane = j if per_row == threads else n * per_row + j
                 groups.append((lane, [(self.layout.ys[k], col0) for col0 in run]))
         return groups
+
+    def _release_handles(self) -> None:
+        """Close the files a reader thread opened (as it ends: every band starts new readers)."""
+        self.source.release_thread_handles()
+        if self.sentinel is not None:
+            self.sentinel.release_thread_handles()
 
     def _read_group(self, group: tuple[int, list[tuple[int, int]]]) -> list[_Window | None]:
         """The windows of a group, read in turn (a reader thread)."""

@@ -81,14 +81,15 @@ class _ThreadHandles:
     thread of the mapper reads through its own (:mod:`flairlc.mapping.pipeline`).
 
     ``open_handles(stack)`` opens one set, entering every file into ``stack``; the thread that
-    built the object gets ``first`` (the handles its checks opened). :meth:`close` closes all.
+    built the object gets ``first`` (the handles its checks opened). A reader thread closes its
+    own with :meth:`release` when it ends; :meth:`close` closes all that remain.
     """
 
-    def __init__(self, open_handles, first, first_stack: ExitStack) -> None:
+    def __init__(self, open_handles, first) -> None:
         self._open_handles = open_handles
         self._local = threading.local()
         self._local.handles = first
-        self._stacks = [first_stack]
+        self._stacks: list[ExitStack] = []
         self._lock = threading.Lock()
 
     def get(self):
@@ -97,8 +98,20 @@ class _ThreadHandles:
             stack = ExitStack()
             with self._lock:
                 self._stacks.append(stack)
+            self._local.stack = stack
             handles = self._local.handles = self._open_handles(stack)
         return handles
+
+    def release(self) -> None:
+        """Close the calling thread's handles, if it opened some (not the first set)."""
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            return
+        with self._lock:
+            if stack in self._stacks:
+                self._stacks.remove(stack)
+        self._local.stack = self._local.handles = None
+        stack.close()
 
     def close(self) -> None:
         with self._lock:
@@ -165,7 +178,7 @@ class AerialSource:
             self._stack.close()
             raise
         # Each reading thread reads through its own handles (GDAL's are not thread-safe).
-        self._handles = _ThreadHandles(self._reopen, (self._src, self._elev, self._elev_masked), ExitStack())
+        self._handles = _ThreadHandles(self._reopen, (self._src, self._elev, self._elev_masked))
         spectral = self._spectral_indexes()
         #: No pixel of the spectral bands is masked (no nodata, mask or alpha): no mask to read.
         self._all_valid = not self._alpha_is_data and all(
@@ -424,6 +437,10 @@ class AerialSource:
         self._cover_px = (max(0, round(min(rows))), min(self.height, round(max(rows))),
                           max(0, round(min(cols))), min(self.width, round(max(cols))))
 
+    def release_thread_handles(self) -> None:
+        """Close the files the calling thread opened to read (a reader thread, as it ends)."""
+        self._handles.release()
+
     def close(self) -> None:
         """Close every file opened, by every thread."""
         handles = getattr(self, "_handles", None)
@@ -542,7 +559,7 @@ class SentinelSeries:
             raise
         self._mask_paths = [p.with_name(p.stem + "_masks.tif") for p in self.paths] if self._mask_ds else None
         # Each reading thread reads through its own handles (GDAL's are not thread-safe).
-        self._handles = _ThreadHandles(self._reopen, (self._ds, self._mask_ds), ExitStack())
+        self._handles = _ThreadHandles(self._reopen, (self._ds, self._mask_ds))
 
     def _reopen(self, stack: ExitStack) -> tuple[list, list | None]:
         """The series' files opened again, as :meth:`_open` left them."""
@@ -640,6 +657,10 @@ class SentinelSeries:
             row, col = ds.index(x, y)
             out[t] = self._edge_read(ds, path, row - size // 2, col - size // 2, size)
         return out
+
+    def release_thread_handles(self) -> None:
+        """Close the files the calling thread opened to read (a reader thread, as it ends)."""
+        self._handles.release()
 
     def close(self) -> None:
         """Close every file opened, by every thread."""

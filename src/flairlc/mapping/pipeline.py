@@ -52,16 +52,17 @@ def decoder_threads(read_threads: int) -> str:
 
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ahead: int,
-                lane: Callable[[T], int] | None = None) -> Iterator[R]:
+                lane: Callable[[T], int] | None = None, thread_end: Callable[[], None] | None = None) -> Iterator[R]:
     """``function(item)`` of every item, in order, computed by ``threads`` threads up to ``ahead``
     items ahead of the consumer (0 threads: in the caller's thread, one at a time).
 
     Each thread runs in a :class:`rasterio.Env` of its own with ``GDAL_NUM_THREADS``
     (:func:`decoder_threads`). With ``lane``, item ``x`` goes to thread ``lane(x) % threads``
     (e.g. the same columns of every row to the same thread, whose file handles then find in
-    GDAL's block cache the blocks that neighbouring windows share); else to any free thread. An
-    exception raised by ``function`` is raised here at its item's turn; the threads have ended
-    when this generator returns or is closed.
+    GDAL's block cache the blocks that neighbouring windows share); else to any free thread. Each
+    thread calls ``thread_end()`` as it ends (to close the files it opened). An exception raised
+    by ``function`` is raised here at its item's turn; the threads have ended when this generator
+    returns or is closed.
     """
     if threads <= 0:
         for item in items:
@@ -73,17 +74,21 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int, ah
 
     def work(tasks: queue.Queue) -> None:
         with rasterio.Env(GDAL_NUM_THREADS=gdal_threads):
-            while not stop.is_set():
-                task = tasks.get()
-                if task is None:
-                    return
-                item, future = task
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    future.set_result(function(item))
-                except BaseException as error:  # noqa: BLE001 - handed to the consumer
-                    future.set_exception(error)
+            try:
+                while not stop.is_set():
+                    task = tasks.get()
+                    if task is None:
+                        return
+                    item, future = task
+                    if not future.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        future.set_result(function(item))
+                    except BaseException as error:  # noqa: BLE001 - handed to the consumer
+                        future.set_exception(error)
+            finally:
+                if thread_end is not None:
+                    thread_end()
 
     workers = [threading.Thread(target=work, args=(queues[i % len(queues)],), name=f"flairlc-map-reader-{i}",
                                 daemon=True) for i in range(threads)]
