@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=2)
+    parser.add_argument("--read-threads", type=int, default=None, help="window reader threads (default: min(CPUs, 8))")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--encoder", default="resnet34")
     parser.add_argument("--runtime", choices=("torch", "compile"), default="torch")
@@ -90,7 +91,8 @@ def main() -> None:
 
         def run_map(out: str):
             return map_raster(task, raster, Path(tmp) / out, window=args.window, overlap=128, batch_size=args.batch_size,
-                              device=args.device, precision=args.precision, prefetch=args.prefetch, progress=False)
+                              device=args.device, precision=args.precision, prefetch=args.prefetch, progress=False,
+                              read_threads=args.read_threads)
 
         if args.runtime == "compile":
             start = time.perf_counter()
@@ -103,7 +105,7 @@ def main() -> None:
     end_to_end = result.windows_predicted / seconds
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"{name}, {args.encoder} U-Net, runtime {args.runtime}, window {args.window}, batch {args.batch_size}, precision {args.precision}, "
-          f"prefetch {args.prefetch}, raster {args.size}² ({result.windows_predicted} windows)")
+          f"prefetch {args.prefetch}, read threads {args.read_threads or 'default'}, raster {args.size}² ({result.windows_predicted} windows)")
     print("| measure | windows/s |\n|---|---:|")
     print(f"| bare model | {bare:.2f} |\n| map_raster end to end | {end_to_end:.2f} |")
     print(f"end-to-end / bare model: {end_to_end / bare * 100:.0f} % (target >= 80 %)")

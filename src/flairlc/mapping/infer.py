@@ -11,9 +11,12 @@ How it works:
   slides down. After strip ``i`` the rows ``[ys[i], ys[i+1])`` are final: their argmax is written
   to a working file and the buffer shifts. Memory is bounded by window, batch size and band
   width, never by the raster size. Windows straddling two bands are predicted twice.
+* Threads (:mod:`flairlc.mapping.pipeline`): ``read_threads`` readers read windows (and their
+  validity, once) through file handles of their own, a batch thread stacks them (in pinned
+  memory for CUDA), this thread predicts and blends, and a writer thread writes the strips.
 * Resuming: the working file ``MAP.tif.partial`` (+ ``MAP.tif.proba.partial``) sits beside the
   output with a JSON sidecar ``MAP.tif.partial.json`` listing finished chunks, rewritten
-  atomically after each flush. A second run with the same parameters skips finished chunks
+  atomically after each flush of the working files (every few seconds, and at the end). A second run with the same parameters skips finished chunks
   (re-predicting the few window rows whose overlap feeds the first unfinished strip); different
   parameters start over with a warning. The final COG is written under a temporary name and
   renamed; the working files are then removed.
@@ -30,8 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,7 @@ from flairlc.mapping.blending import blend_weights, fit_window, window_starts
 from flairlc.mapping.cog import finalize_cog, working_profile
 from flairlc.mapping.coverage import check_dates
 from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
+from flairlc.mapping.pipeline import StripWriter, default_read_threads, ordered_map, prefetched
 from flairlc.mapping.predictor import Predictor
 from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable, same_file, write_json
@@ -209,16 +211,53 @@ def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
     return np.pad(array, pad, mode="reflect" if min(h, w) > 1 else "edge")
 
 
+@dataclass
+class _Window:
+    """One window read by a reader thread: its place, pixels, validity and Sentinel-2 series."""
+
+    row0: int
+    col0: int
+    #: uint8 ``(5, window, window)``, padded by reflection at the raster's bottom/right edge.
+    aerial: np.ndarray
+    #: bool ``(h, w)``: the window's valid pixels (before padding).
+    valid: np.ndarray
+    #: The preprocessed series and its day offsets (models that read Sentinel-2), else None.
+    series: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class _Batch:
+    """Windows grouped for one predictor call, in host memory (pinned when the device is CUDA)."""
+
+    windows: list[_Window]
+    aerial: torch.Tensor
+    sentinel: dict[str, torch.Tensor] | None
+
+
+@dataclass
+class _Strip:
+    """One finished strip of a band, for the writer thread."""
+
+    window: Window
+    classes: np.ndarray
+    proba: np.ndarray | None
+
+
 class _Mapper:
     """Runs the chunks of one rank (see the module docstring).
 
-    The blending buffers live on ``device`` as torch tensors, so on a GPU the probabilities
-    never leave it: only the uint8 classes (and probabilities, if asked) are copied back.
+    Reader threads (:func:`~flairlc.mapping.pipeline.ordered_map`) read each window and its
+    validity once, and preprocess its Sentinel-2 series; a batch thread stacks them into (pinned)
+    host buffers; this thread copies batches to the device (asynchronously from pinned memory),
+    runs the predictor and blends; the blending buffers live on ``device`` as torch tensors, so on
+    a GPU the probabilities never leave it: only the uint8 classes (and probabilities, if asked)
+    are copied back, and written by the caller's writer. No work on the host grows with the class
+    count except the probabilities asked for.
     """
 
     def __init__(self, predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None,
                  layout: _Layout, batch_size: int, device: str, with_proba: bool, prefetch: int = 2,
-                 bf16: bool = False) -> None:
+                 bf16: bool = False, read_threads: int | None = None) -> None:
         self.predictor = predictor
         self.source = source
         self.sentinel = sentinel
@@ -228,99 +267,138 @@ class _Mapper:
         self.with_proba = with_proba
         self.weights = torch.from_numpy(blend_weights(layout.window)).to(self.device)
         self.windows_predicted = 0
-        #: Batches read ahead by a background thread (0: read in turn with the model).
+        #: Batches read ahead while the model runs (0: read in turn with the model, one thread).
         self.prefetch = prefetch
+        #: Threads reading windows (each through its own file handles).
+        self.read_threads = default_read_threads() if read_threads is None else read_threads
         #: Run the model under bfloat16 autocast.
         self.bf16 = bf16
+        self.pin_memory = self.device.type == "cuda"
+        if sentinel is not None:
+            from flairlc.data.sentinel import SeriesPreprocessing
 
-    def _sentinel_batch(self, items: list[tuple[np.ndarray, int, int]]) -> dict[str, torch.Tensor]:
-        """Sentinel-2 windows centred on the aerial windows, preprocessed as in training (CPU tensors)."""
-        from flairlc.data.collate import pad_series
-        from flairlc.data.sentinel import SeriesPreprocessing
+            preprocessing = getattr(predictor, "series_preprocessing", None)
+            self.preprocessing = preprocessing or SeriesPreprocessing(reference_date=predictor.reference_date)
 
+    def _read_window(self, place: tuple[int, int]) -> _Window | None:
+        """Read the window at ``(row0, col0)`` (a reader thread), or None when it holds no data."""
+        lay, win = self.layout, self.layout.window
+        row0, col0 = place
+        h, w = min(win, lay.height - row0), min(win, lay.width - col0)
+        if (h, w) == (win, win):
+            aerial, valid = self.source.read(Window(col0, row0, w, h), out=np.empty((5, win, win), np.uint8))
+        else:
+            aerial, valid = self.source.read(Window(col0, row0, w, h))
+            aerial = _pad_to(aerial, win)
+        if not valid.any():
+            return None  # nothing to predict; neighbours (or nodata) cover these pixels
+        return _Window(row0, col0, aerial, valid, self._series(row0, col0) if self.sentinel is not None else None)
+
+    def _series(self, row0: int, col0: int) -> tuple[np.ndarray, np.ndarray]:
+        """The Sentinel-2 window centred on an aerial window, preprocessed as in training."""
         s, win = self.predictor.sat_patch_size, self.layout.window
-        preprocessing = getattr(self.predictor, "series_preprocessing", None)
-        if preprocessing is None:
-            preprocessing = SeriesPreprocessing(reference_date=self.predictor.reference_date)
-        series, days = [], []
-        for _, row0, col0 in items:
-            x, y = self.source.transform @ (col0 + win / 2, row0 + win / 2)
-            data = self.sentinel.read_window(x, y, s)
-            masks = self.sentinel.read_masks_window(x, y, s) if preprocessing.filter_clouds else None
-            one_series, one_days = preprocessing.apply(data, masks, self.sentinel.dates)
-            series.append(torch.from_numpy(one_series))
-            days.append(torch.from_numpy(one_days))
-        sentinel, pad_mask = pad_series(series)
-        dates_days, _ = pad_series(days)
-        return {"sentinel": sentinel, "dates_days": dates_days, "sentinel_pad_mask": pad_mask}
+        x, y = self.source.transform @ (col0 + win / 2, row0 + win / 2)
+        data = self.sentinel.read_window(x, y, s)
+        masks = self.sentinel.read_masks_window(x, y, s) if self.preprocessing.filter_clouds else None
+        return self.preprocessing.apply(data, masks, self.sentinel.dates)
 
-    def _predict(self, items: list[tuple[np.ndarray, int, int]], sentinel: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def _batch(self, windows: list[_Window]) -> _Batch:
+        """Stack windows into one host batch (pinned for a CUDA device)."""
         win = self.layout.window
-        aerial = torch.from_numpy(np.stack([a for a, _, _ in items])).to(self.device)
-        batch: dict[str, torch.Tensor] = {"aerial": aerial}
+        aerial = torch.empty((len(windows), 5, win, win), dtype=torch.uint8, pin_memory=self.pin_memory)
+        np.stack([w.aerial for w in windows], out=aerial.numpy())
+        sentinel = None
         if self.sentinel is not None:
-            series = sentinel if sentinel is not None else self._sentinel_batch(items)
-            batch.update({key: value.to(self.device) for key, value in series.items()})
+            from flairlc.data.collate import pad_series
+
+            series, pad_mask = pad_series([torch.from_numpy(w.series[0]) for w in windows])
+            dates_days, _ = pad_series([torch.from_numpy(w.series[1]) for w in windows])
+            sentinel = {"sentinel": series, "dates_days": dates_days, "sentinel_pad_mask": pad_mask}
+            if self.pin_memory:
+                sentinel = {key: value.pin_memory() for key, value in sentinel.items()}
+        return _Batch(windows, aerial, sentinel)
+
+    def _batches(self, rows: list[int], cols: list[int]) -> Iterator[_Batch]:
+        """The windows with data of window rows ``rows`` (indices into ``ys``), row by row, read
+        and grouped into batches. Batches run across window rows, so every batch but the last is
+        full: a GPU gets the batch size it was given, and a compiled network sees one shape."""
+        threads = self.read_threads if self.prefetch else 0
+        groups = self._window_groups(rows, cols, max(threads, 1))
+        read = ordered_map(self._read_group, groups, threads, ahead=2 * threads, lane=lambda group: group[0],
+                           thread_end=self._release_handles)
+        pending: list[_Window] = []
+        try:
+            for windows in read:
+                for window in windows:
+                    if window is None:
+                        continue
+                    pending.append(window)
+                    if len(pending) == self.batch_size:
+                        yield self._batch(pending)
+                        pending = []
+            if pending:
+                yield self._batch(pending)
+        finally:
+            read.close()  # stops the reader threads
+
+    def _window_groups(self, rows: list[int], cols: list[int], threads: int) -> list[tuple[int, list[tuple[int, int]]]]:
+        """The windows of ``rows`` as ``(lane, [(row0, col0), ...])``: each window row cut into
+        ``threads`` runs of neighbouring windows, the same columns in the same lane (reader
+        thread) from row to row, so that the blocks two windows share are decoded once, in that
+        thread's handles. With fewer windows in a row than threads, the lanes take turns."""
+        per_row = min(threads, len(cols))
+        runs = [cols[j * len(cols) // per_row:(j + 1) * len(cols) // per_row] for j in range(per_row)]
+        groups = []
+        for n, k in enumerate(rows):
+            for j, run in enumerate(runs):
+                lane = j if per_row == threads else n * per_row + j
+                groups.append((lane, [(self.layout.ys[k], col0) for col0 in run]))
+        return groups
+
+    def _release_handles(self) -> None:
+        """Close the files a reader thread opened (as it ends: every band starts new readers)."""
+        self.source.release_thread_handles()
+        if self.sentinel is not None:
+            self.sentinel.release_thread_handles()
+
+    def _read_group(self, group: tuple[int, list[tuple[int, int]]]) -> list[_Window | None]:
+        """The windows of a group, read in turn (a reader thread)."""
+        return [self._read_window(place) for place in group[1]]
+
+    def _predict(self, batch: _Batch) -> torch.Tensor:
+        win, n = self.layout.window, len(batch.windows)
+        to_device = dict(device=self.device, non_blocking=self.pin_memory)
+        inputs: dict[str, torch.Tensor] = {"aerial": batch.aerial.to(**to_device)}
+        if batch.sentinel is not None:
+            inputs.update({key: value.to(**to_device) for key, value in batch.sentinel.items()})
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            proba = self.predictor.predict_proba(batch)
-        expected = (len(items), self.predictor.num_classes, win, win)
+            proba = self.predictor.predict_proba(inputs)
+        expected = (n, self.predictor.num_classes, win, win)
         if tuple(proba.shape) != expected:
             raise RuntimeError(f"predictor returned probabilities of shape {tuple(proba.shape)}, expected {expected}")
-        self.windows_predicted += len(items)
+        self.windows_predicted += n
         return proba.to(device=self.device, dtype=torch.float32)
 
-    def _windows(self, rows: list[int], cols: list[int]) -> Iterator[tuple[np.ndarray, int, int]]:
-        """The windows with data of window rows ``rows`` (indices into ``ys``), row by row."""
-        lay, win = self.layout, self.layout.window
-        for k in rows:
-            row0 = lay.ys[k]
-            for col0 in cols:
-                w = Window(col0, row0, min(win, lay.width - col0), min(win, lay.height - row0))
-                aerial, valid = self.source.read(w)
-                if not valid.any():
-                    continue  # nothing to predict; neighbours (or nodata) cover these pixels
-                yield _pad_to(aerial, win), row0, col0
+    def _predictions(self, rows: list[int], cols: list[int]) -> Iterator[tuple[_Window, torch.Tensor]]:
+        """Every window with data of ``rows`` and its probabilities ``(K, window, window)``, in order.
 
-    def _batches(self, rows: list[int], cols: list[int]) -> Iterator[tuple[list[tuple[np.ndarray, int, int]], dict | None]]:
-        """The windows of ``rows`` read and grouped into batches, each with its preprocessed
-        Sentinel-2 series (None for aerial-only models). Batches run across window rows, so
-        every batch but the last is full: a GPU gets the batch size it was given, and a compiled
-        network sees one shape."""
-        pending: list[tuple[np.ndarray, int, int]] = []
-        for item in self._windows(rows, cols):
-            pending.append(item)
-            if len(pending) == self.batch_size:
-                yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
-                pending = []
-        if pending:
-            yield pending, self._sentinel_batch(pending) if self.sentinel is not None else None
-
-    def _predictions(self, rows: list[int], cols: list[int]) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """``(row0, col0, probabilities (K, window, window))`` of every window with data of
-        ``rows``, in order.
-
-        The next batches (aerial windows and Sentinel-2 series, preprocessed) are read by a
-        background thread while the model runs on this one (``prefetch`` batches ahead; rasterio
-        releases the GIL while it reads). Only that thread reads the Sentinel-2 series; the aerial
-        source, whose validity this thread checks as strips are written, takes the reads in turn
-        (its lock).
+        The next batches are read and assembled by background threads while the model runs on
+        this one (``prefetch`` batches ahead; rasterio releases the GIL while GDAL decodes).
         """
         batches = self._batches(rows, cols)
         stream = prefetched(batches, self.prefetch) if self.prefetch else batches
         try:
-            for items, sentinel in stream:
-                proba = self._predict(items, sentinel)
-                for p, (_, row0, col0) in zip(proba, items):
-                    yield row0, col0, p
+            for batch in stream:
+                proba = self._predict(batch)
+                yield from zip(batch.windows, proba)
         finally:
-            stream.close()  # (a generator either way: stops the reading thread)
+            stream.close()  # (a generator either way: stops the reading threads)
 
     @torch.inference_mode()
     def run_band(self, b: int, strips: list[int], on_strip) -> None:
-        """Process band ``b``; call ``on_strip(i, rows, cols, classes, covered, proba)`` per strip.
-
-        ``classes`` uint8 ``(h, w)`` argmax, ``covered`` bool ``(h, w)`` (some window predicted the
-        pixel), ``proba`` uint8 ``(K, h, w)`` probabilities x 255 or None.
+        """Process band ``b``; call ``on_strip(i, strip)`` per strip (a :class:`_Strip`: ``classes``
+        uint8 ``(h, w)`` argmax, nodata where no input has data; ``proba`` uint8 ``(K, h, w)``
+        probabilities x 255 (0 there), or None).
         """
         lay, win = self.layout, self.layout.window
         cols = lay.band_windows(b)
@@ -328,6 +406,9 @@ class _Mapper:
         aw = cols[-1] + win - cx0
         acc = torch.zeros((self.predictor.num_classes, win, aw), dtype=torch.float32, device=self.device)
         wsum = torch.zeros((win, aw), dtype=torch.float32, device=self.device)
+        # Validity of the windows read: a valid pixel lies only in windows with data, all read,
+        # so pixels no window set are nodata.
+        valid = np.zeros((win, aw), dtype=bool)
         first = strips[0]
         # Window rows above the first strip whose windows still reach into it (their overlap).
         k0 = min(k for k in range(first + 1) if lay.ys[k] + win > lay.ys[first])
@@ -342,82 +423,39 @@ class _Mapper:
                     acc[:, win - d :] = 0
                     wsum[: win - d] = wsum[d:].clone()
                     wsum[win - d :] = 0
+                    valid[: win - d] = valid[d:].copy()
+                    valid[win - d :] = False
                 # This row's windows: the predictions up to the first of the next row.
-                while following is not None and following[0] == lay.ys[k]:
-                    _, col0, p = following
-                    c = col0 - cx0
+                while following is not None and following[0].row0 == lay.ys[k]:
+                    window, p = following
+                    c = window.col0 - cx0
                     acc[:, :, c : c + win].addcmul_(p, self.weights)
                     wsum[:, c : c + win] += self.weights
+                    h, w = window.valid.shape
+                    valid[:h, c : c + w] = window.valid
                     following = next(predictions, None)
                 if k < first:
                     continue
                 r0, r1 = lay.strip_rows(k)
                 a = acc[:, : r1 - r0, bx0 - cx0 : bx1 - cx0]
-                w = wsum[: r1 - r0, bx0 - cx0 : bx1 - cx0]
+                invalid = ~valid[: r1 - r0, bx0 - cx0 : bx1 - cx0]
                 classes = a.max(dim=0).indices.to(torch.uint8).cpu().numpy()  # (faster than argmax on CPU)
+                classes[invalid] = nomenclature.NODATA_VALUE
                 proba = None
                 if self.with_proba:
+                    w = wsum[: r1 - r0, bx0 - cx0 : bx1 - cx0]
                     proba = torch.round(a / w.clamp_min(1e-12) * 255.0).clamp_(0, 255).to(torch.uint8).cpu().numpy()
-                on_strip(k, (r0, r1), (bx0, bx1), classes, (w > 0).cpu().numpy(), proba)
+                    proba[:, invalid] = 0
+                on_strip(k, _Strip(Window(bx0, r0, bx1 - bx0, r1 - r0), classes, proba))
         finally:
-            predictions.close()  # stops the reading thread, also on errors
+            predictions.close()  # stops the reading threads, also on errors
 
 
-def prefetched(iterator: Iterator[Any], depth: int) -> Iterator[Any]:
-    """The items of ``iterator``, produced by a background thread up to ``depth`` items ahead.
-
-    An exception raised while producing is raised here, in the consumer; the thread has ended
-    (the iterator is exhausted or abandoned) when this generator returns.
-    """
-    done = object()
-    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            items.put(error)
-
-    thread = threading.Thread(target=produce, name="flairlc-map-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                items.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.1)
-
-
-def _write_strip(work: _WorkFiles, source: AerialSource, rows: tuple[int, int], cols: tuple[int, int],
-                 classes: np.ndarray, covered: np.ndarray, proba: np.ndarray | None) -> None:
-    window = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
-    invalid = ~(source.valid(window) & covered)
-    classes[invalid] = nomenclature.NODATA_VALUE
-    with rasterio.open(work.classes, "r+") as ds:
-        ds.write(classes, 1, window=window)
-    if work.proba is not None and proba is not None:
-        proba[:, invalid] = 0
-        with rasterio.open(work.proba, "r+") as ds:
-            ds.write(proba, window=window)
+def _write_strip(files: list, strip: _Strip) -> None:
+    """Write a strip into the open working files (class map, then probabilities if any)."""
+    files[0].write(strip.classes, 1, window=strip.window)
+    if strip.proba is not None and len(files) > 1:
+        files[1].write(strip.proba, window=strip.window)
 
 
 def _merge_ranks(out_path: Path, main: _WorkFiles, layout: _Layout, world_size: int, with_proba: bool,
@@ -479,6 +517,7 @@ def map_raster(
     prefetch: int = 2,
     region: Window | None = None,
     aerial_date: str | None = None,
+    read_threads: int | None = None,
 ) -> MapResult:
     """Map an aerial raster of any size to a land-cover COG with a trained predictor.
 
@@ -527,8 +566,13 @@ def map_raster(
             faster on CPU (``benchmarks/RESULTS.md``); the predictor stays so after the call.
         precision: ``"32"`` or ``"bf16"`` (bfloat16 autocast around the model, for GPUs; the
             blending stays float32).
-        prefetch: batches of windows read ahead by a background thread while the model runs
-            (0: none), so that a GPU does not wait for the disk.
+        prefetch: batches of windows read ahead by background threads while the model runs
+            (0: none, windows read in turn with the model by this thread), so that a GPU does not
+            wait for the disk.
+        read_threads: threads reading windows in parallel when ``prefetch`` > 0, each through
+            its own file handles (None: one per available CPU, at most 8,
+            :func:`~flairlc.mapping.pipeline.default_read_threads`); GDAL's decoders get the
+            CPUs left per thread (``GDAL_NUM_THREADS``). The map does not depend on it.
         region: map only this pixel window ``(col_off, row_off, width, height)`` of the aerial
             image: the map covers it, reading exactly what a map of the whole image reads there
             (:func:`flairlc.mapping.job.map_tile` maps the tiles of a job so).
@@ -614,7 +658,7 @@ def map_raster(
                 work.save_done(params, done, complete=False)
             resumed = len(done)
             result = _run_chunks(predictor, source, sentinel, layout, work, params, done, batch_size,
-                                 device, rank, world_size, progress, prefetch, precision)
+                                 device, rank, world_size, progress, prefetch, precision, read_threads)
         finally:
             if sentinel is not None:
                 sentinel.close()
@@ -650,12 +694,17 @@ def _check_outputs(out_path: Path, probabilities_path, aerial_path, elevation_pa
 
 def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None, layout: _Layout,
                 work: _WorkFiles, params: dict[str, Any], done: set[str], batch_size: int, device: str,
-                rank: int, world_size: int, progress: bool, prefetch: int = 2, precision: str = "32") -> tuple[float, int]:
-    """Run this rank's unfinished chunks; returns (area mapped in this run in km², windows predicted)."""
+                rank: int, world_size: int, progress: bool, prefetch: int = 2, precision: str = "32",
+                read_threads: int | None = None) -> tuple[float, int]:
+    """Run this rank's unfinished chunks; returns (area mapped in this run in km², windows predicted).
+
+    Strips go to a writer thread (:class:`~flairlc.mapping.pipeline.StripWriter`) that keeps the
+    working files open; the sidecar records a chunk as done once its strip is flushed to disk.
+    """
     pixel_km2 = abs(source.transform.a * source.transform.e) / 1e6
     strips = list(layout.rank_strips(rank, world_size))
     mapper = _Mapper(predictor, source, sentinel, layout, batch_size, device, work.proba is not None,
-                     prefetch=prefetch, bf16=precision == "bf16")
+                     prefetch=prefetch, bf16=precision == "bf16", read_threads=read_threads)
 
     def chunk_px(i: int, b: int) -> int:
         r0, r1 = layout.strip_rows(i)
@@ -671,24 +720,37 @@ def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSe
     t0 = time.perf_counter()
     mapped = 0.0
 
+    def open_files() -> list:
+        return [rasterio.open(path, "r+") for path in (work.classes, work.proba) if path is not None]
+
+    def flushed(keys: list[str]) -> None:
+        done.update(keys)
+        work.save_done(params, done, complete=False)
+
     def on_strip(b: int):
-        def write(i: int, rows, cols, classes, covered, proba) -> None:
+        def write(i: int, strip: _Strip) -> None:
             nonlocal mapped
-            _write_strip(work, source, rows, cols, classes, covered, proba)
-            done.add(f"{b}:{i}")
-            work.save_done(params, done, complete=False)
+            writer.put(f"{b}:{i}", strip)
             px = chunk_px(i, b)
             mapped += px * pixel_km2
             bar.update(px)
             bar.set_postfix_str(f"{mapped / max(time.perf_counter() - t0, 1e-9) * 3600:.2f} km²/h")
         return write
 
+    todo = {b: [i for i in strips if f"{b}:{i}" not in done] for b in range(len(layout.bands))}
+    writer = StripWriter(open_files, _write_strip, flushed)
     try:
-        for b in range(len(layout.bands)):
-            todo = [i for i in strips if f"{b}:{i}" not in done]
-            if todo:
+        for b, band_todo in todo.items():
+            if band_todo:
                 # Strips are processed in order, so the unfinished ones of a band form a suffix.
-                mapper.run_band(b, list(range(todo[0], strips[-1] + 1)), on_strip(b))
+                mapper.run_band(b, list(range(band_todo[0], strips[-1] + 1)), on_strip(b))
+    except BaseException:
+        try:
+            writer.close()  # the strips written so far count as done
+        except Exception:  # noqa: BLE001 - the first error is the one to tell
+            pass
+        raise
     finally:
         bar.close()
+    writer.close()
     return mapped, mapper.windows_predicted

@@ -32,7 +32,8 @@ from rasterio.windows import Window
 
 from flairlc.data.bands import AERIAL_BANDS, normalize_bands
 from flairlc.mapping.coverage import Extent, check_policy, covered_part, pixel_size
-from flairlc.mapping.errors import MappingInputError
+from flairlc.mapping.errors import MappingInputError, MappingReadError
+from flairlc.mapping.read_errors import gdal_cause, read_error
 
 #: Ground sampling distance of FLAIR aerial images, metres.
 AERIAL_PIXEL_SIZE_M = 0.2
@@ -42,10 +43,13 @@ SENTINEL_BANDS = 10
 SENTINEL_PIXEL_SIZE_M = 10.0
 #: The bands of an aerial raster by band count, unless named otherwise.
 DEFAULT_RASTER_BANDS: dict[int, tuple[str, ...]] = {3: AERIAL_BANDS[:3], 4: AERIAL_BANDS[:4], 5: AERIAL_BANDS}
+#: Pixels of the output grid around a failed window searched for the VRT member at fault (a
+#: ``WarpedVRT`` reads blocks of 512 px by default: a failing block may lie that far away).
+WARP_BLOCK_SEARCH_PX = 1024
 #: Resolution policies: resample other resolutions with a warning, or refuse them.
 RESOLUTION_POLICIES = ("resample", "error")
 
-__all__ = ["AERIAL_PIXEL_SIZE_M", "AerialSource", "MappingInputError", "SentinelSeries", "edge_read"]
+__all__ = ["AERIAL_PIXEL_SIZE_M", "AerialSource", "MappingInputError", "MappingReadError", "SentinelSeries", "edge_read"]
 
 
 def _resolution_ok(ds, path: Path, what: str, expected_m: float, policy: str, resampled_to: str) -> bool:
@@ -70,6 +74,50 @@ def _resolution_ok(ds, path: Path, what: str, expected_m: float, policy: str, re
 
 def _same_grid(a: rasterio.io.DatasetReader | WarpedVRT, crs, transform: Affine, shape) -> bool:
     return a.crs == crs and a.transform.almost_equals(transform) and (a.height, a.width) == shape
+
+
+class _ThreadHandles:
+    """Dataset handles opened once per thread: GDAL handles are not thread-safe, so each reader
+    thread of the mapper reads through its own (:mod:`flairlc.mapping.pipeline`).
+
+    ``open_handles(stack)`` opens one set, entering every file into ``stack``; the thread that
+    built the object gets ``first`` (the handles its checks opened). A reader thread closes its
+    own with :meth:`release` when it ends; :meth:`close` closes all that remain.
+    """
+
+    def __init__(self, open_handles, first) -> None:
+        self._open_handles = open_handles
+        self._local = threading.local()
+        self._local.handles = first
+        self._stacks: list[ExitStack] = []
+        self._lock = threading.Lock()
+
+    def get(self):
+        handles = getattr(self._local, "handles", None)
+        if handles is None:
+            stack = ExitStack()
+            with self._lock:
+                self._stacks.append(stack)
+            self._local.stack = stack
+            handles = self._local.handles = self._open_handles(stack)
+        return handles
+
+    def release(self) -> None:
+        """Close the calling thread's handles, if it opened some (not the first set)."""
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            return
+        with self._lock:
+            if stack in self._stacks:
+                self._stacks.remove(stack)
+        self._local.stack = self._local.handles = None
+        stack.close()
+
+    def close(self) -> None:
+        with self._lock:
+            stacks, self._stacks = self._stacks, []
+        for stack in reversed(stacks):
+            stack.close()
 
 
 class AerialSource:
@@ -117,17 +165,24 @@ class AerialSource:
         self.coverage: Extent | None = None
         self._cover_px: tuple[int, int, int, int] | None = None
         self._stack = ExitStack()
-        # The mapper reads windows in a background thread while it checks strips' validity in
-        # its own: GDAL handles are not thread-safe, so reads take turns.
-        self._lock = threading.RLock()
         self.bands = normalize_bands(bands)
         self._raster_bands = raster_bands
         self._region = region
+        #: How to open the files again in another thread: the warps, the elevation's path.
+        self._aerial_warp: dict | None = None
+        self._elev_path: Path | None = None
+        self._elev_warp: dict | None = None
         try:
             self._open(elevation_path, resolution_policy, expected_resolution_m)
         except BaseException:
             self._stack.close()
             raise
+        # Each reading thread reads through its own handles (GDAL's are not thread-safe).
+        self._handles = _ThreadHandles(self._reopen, (self._src, self._elev, self._elev_masked))
+        spectral = self._spectral_indexes()
+        #: No pixel of the spectral bands is masked (no nodata, mask or alpha): no mask to read.
+        self._all_valid = not self._alpha_is_data and all(
+            MaskFlags.all_valid in self._src.mask_flag_enums[i - 1] for i in spectral)
 
     def _open(self, elevation_path, resolution_policy: str, expected_m: float) -> None:
         path = self.aerial_path
@@ -168,10 +223,9 @@ class AerialSource:
         if not _resolution_ok(src, path, "aerial image", expected_m, resolution_policy,
                               f"{expected_m:g} m ({width} x {height} px, bilinear)"):
             target = Affine(expected_m, 0.0, left, 0.0, -expected_m, top)
-            src = self._stack.enter_context(
-                WarpedVRT(src, crs=src.crs, transform=target, width=width, height=height,
-                          resampling=Resampling.bilinear)
-            )
+            self._aerial_warp = dict(crs=src.crs, transform=target, width=width, height=height,
+                                     resampling=Resampling.bilinear)
+            src = self._stack.enter_context(WarpedVRT(src, **self._aerial_warp))
             self.resampled = True
         self._src = src
         self.crs = src.crs
@@ -220,13 +274,30 @@ class AerialSource:
             self._elev_masked = elev
         _resolution_ok(elev, path, "elevation raster", expected_m, self.resolution_policy,
                        f"the {self.transform.a:g} m aerial grid (bilinear)")
+        self._elev_path = path
         transform, height, width = self._full_grid
         if _same_grid(elev, self.crs, transform, (height, width)):
             return elev
-        return self._stack.enter_context(
-            WarpedVRT(elev, crs=self.crs, transform=transform, width=width, height=height,
-                      resampling=Resampling.bilinear)
-        )
+        self._elev_warp = dict(crs=self.crs, transform=transform, width=width, height=height,
+                               resampling=Resampling.bilinear)
+        return self._stack.enter_context(WarpedVRT(elev, **self._elev_warp))
+
+    def _reopen(self, stack: ExitStack) -> tuple:
+        """The files opened again, as :meth:`_open` left them: ``(aerial, elevation on the aerial
+        grid, elevation as opened when it masks pixels)``."""
+        src = stack.enter_context(rasterio.open(self.aerial_path))
+        if self._aerial_warp is not None:
+            src = stack.enter_context(WarpedVRT(src, **self._aerial_warp))
+        elev = elev_masked = None
+        if self._elev_path is not None:
+            raw = stack.enter_context(rasterio.open(self._elev_path))
+            elev_masked = raw if self._elev_masked is not None else None
+            elev = raw if self._elev_warp is None else stack.enter_context(WarpedVRT(raw, **self._elev_warp))
+        return src, elev, elev_masked
+
+    def _spectral_indexes(self) -> list[int]:
+        """1-based indexes of the aerial image's spectral bands (all but elevation)."""
+        return [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
 
     def _band_names(self, path: Path, count: int) -> tuple[str, ...]:
         """The aerial image's band names: given, or by band count."""
@@ -245,51 +316,88 @@ class AerialSource:
             )
         return DEFAULT_RASTER_BANDS[count]
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: Window, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Read a window (inside the grid) of the image in FLAIR's 5-band layout, and its validity.
+
+        Safe to call from several threads at once: each reads through its own file handles.
+
+        Args:
+            window: pixels of the output grid.
+            out: uint8 ``(5, h', w')`` with ``h' >= h``, ``w' >= w`` to read into (its top-left
+                ``(h, w)`` corner; bands the model does not read are zeroed), e.g. a slot of a
+                batch buffer; None: a new array.
 
         Returns:
             ``aerial`` uint8 ``(5, h, w)`` (R, G, B, NIR, elevation; bands the model does not
-            read are 0) and ``valid`` bool ``(h, w)``, False where all spectral bands are nodata
-            (nodata value, mask or alpha).
-        """
-        with self._lock:
-            return self._read(window)
+            read are 0; a view of ``out`` when given) and ``valid`` bool ``(h, w)``, False where
+            all spectral bands are nodata (nodata value, mask or alpha), where the elevation has
+            none, or outside :attr:`coverage` (as :meth:`valid`).
 
-    def _read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        valid = self._valid(window)
+        Raises:
+            MappingReadError: a file could not be read there (names it, the window and GDAL's cause).
+        """
         height, width = int(window.height), int(window.width)
-        window = self._in_image(window)
-        aerial = np.zeros((len(AERIAL_BANDS), height, width), dtype=np.uint8)
-        from_raster = [b for b in self.bands if not (b == "elevation" and self._elev is not None)]
-        if from_raster:
-            indexes = [self.raster_bands.index(b) + 1 for b in from_raster]
-            data = self._src.read(indexes, window=window)
-            for band, plane in zip(from_raster, data):
-                aerial[AERIAL_BANDS.index(band)] = plane
-        if self._elev is not None:
-            aerial[AERIAL_BANDS.index("elevation")] = self._elev.read(1, window=window)
-        return aerial, valid
+        if out is None:
+            out = np.zeros((len(AERIAL_BANDS), height, width), dtype=np.uint8)
+        aerial = out[:, :height, :width]
+        src, elev, _ = self._handles.get()
+        image_window = self._in_image(window)
+        from_raster = [b for b in self.bands if not (b == "elevation" and elev is not None)]
+        unread = [k for k, b in enumerate(AERIAL_BANDS) if b not in self.bands]
+        if unread:
+            aerial[unread] = 0
+        with self._naming_read_errors(self.aerial_path, window):
+            valid = self._aerial_valid(src, window)
+            if from_raster:
+                indexes = [self.raster_bands.index(b) + 1 for b in from_raster]
+                bands = [AERIAL_BANDS.index(b) for b in from_raster]
+                if bands == list(range(bands[0], bands[0] + len(bands))):  # straight into the buffer
+                    src.read(indexes, window=image_window, out=aerial[bands[0]:bands[0] + len(bands)])
+                else:
+                    aerial[bands] = src.read(indexes, window=image_window)
+        if elev is not None:
+            with self._naming_read_errors(self._elev_path, window):
+                elev.read(1, window=image_window, out=aerial[AERIAL_BANDS.index("elevation")])
+        return aerial, self._restrict_valid(valid, window)
+
+    @contextmanager
+    def _naming_read_errors(self, path: Path, window: Window) -> Iterator[None]:
+        """Turn a failed read of ``path`` over ``window`` (output grid) into a
+        :class:`MappingReadError` naming the file at fault (a VRT's member tile)."""
+        try:
+            yield
+        except rasterio.errors.RasterioError as error:
+            bounds = rasterio.windows.bounds(window, self.transform)
+            # A warped read (resampled aerial image or elevation) decodes whole blocks of the warped grid.
+            margin = WARP_BLOCK_SEARCH_PX * abs(self.transform.a)
+            raise read_error(path, bounds, self.crs, error, search_margin=margin) from None
 
     def valid(self, window: Window) -> np.ndarray:
         """bool ``(h, w)``: False where all spectral bands of the aerial image are nodata, where the
         elevation raster (when the model reads it and it masks pixels, e.g. a mosaic with a tile
         missing) has none, or outside the part of the image that every input covers
-        (:attr:`coverage`)."""
-        with self._lock:
-            return self._valid(window)
+        (:attr:`coverage`). Safe to call from several threads at once."""
+        src, _, _ = self._handles.get()
+        with self._naming_read_errors(self.aerial_path, window):
+            return self._restrict_valid(self._aerial_valid(src, window), window)
 
-    def _valid(self, window: Window) -> np.ndarray:
-        spectral = [i + 1 for i, b in enumerate(self.raster_bands) if b != "elevation"] or [1]
+    def _aerial_valid(self, src, window: Window) -> np.ndarray:
+        """bool ``(h, w)``: where some spectral band of the aerial image has data."""
+        shape = (int(window.height), int(window.width))
+        if self._all_valid:
+            return np.ones(shape, dtype=bool)
+        spectral = self._spectral_indexes()
         if self._alpha_is_data:
-            nodata = self._src.nodata
-            shape = (int(window.height), int(window.width))
-            valid = (np.ones(shape, dtype=bool) if nodata is None
-                     else (self._src.read(spectral, window=self._in_image(window)) != nodata).any(axis=0))
-        else:
-            valid = self._src.read_masks(spectral, window=self._in_image(window)).any(axis=0)
+            nodata = src.nodata
+            return (np.ones(shape, dtype=bool) if nodata is None
+                    else (src.read(spectral, window=self._in_image(window)) != nodata).any(axis=0))
+        return src.read_masks(spectral, window=self._in_image(window)).any(axis=0)
+
+    def _restrict_valid(self, valid: np.ndarray, window: Window) -> np.ndarray:
+        """``valid`` where the elevation has data and inside :attr:`coverage`."""
         if self._elev_masked is not None and "elevation" in self.bands:
-            valid &= self._elevation_valid(window)
+            with self._naming_read_errors(self._elev_path, window):
+                valid &= self._elevation_valid(window)
         if self._cover_px is not None:
             r0, r1, c0, c1 = self._cover_px
             rows = np.arange(window.row_off, window.row_off + window.height)
@@ -305,9 +413,9 @@ class AerialSource:
 
     def _elevation_valid(self, window: Window) -> np.ndarray:
         """bool ``(h, w)``: where the elevation raster has data (its mask, nearest pixel)."""
-        elev = self._elev_masked
+        _, on_grid, elev = self._handles.get()
         shape = (int(window.height), int(window.width))
-        if elev is self._elev:  # same grid
+        if elev is on_grid:  # same grid
             return elev.read_masks(1, window=self._in_image(window)) > 0
         left, bottom, right, top = rasterio.windows.bounds(window, self.transform)
         source_window = rasterio.windows.from_bounds(left, bottom, right, top, elev.transform)
@@ -329,8 +437,15 @@ class AerialSource:
         self._cover_px = (max(0, round(min(rows))), min(self.height, round(max(rows))),
                           max(0, round(min(cols))), min(self.width, round(max(cols))))
 
+    def release_thread_handles(self) -> None:
+        """Close the files the calling thread opened to read (a reader thread, as it ends)."""
+        self._handles.release()
+
     def close(self) -> None:
-        """Close every file opened."""
+        """Close every file opened, by every thread."""
+        handles = getattr(self, "_handles", None)
+        if handles is not None:
+            handles.close()
         self._stack.close()
 
     def __enter__(self) -> AerialSource:
@@ -433,6 +548,8 @@ class SentinelSeries:
         self._checks = (Path(aerial_path) if aerial_path else None, aerial, check_policy(coverage_policy),
                         resolution_policy)
         self._stack = ExitStack()
+        #: How each file is opened again in another thread: its path and warp (or None).
+        self._recipes: dict[Path, dict | None] = {}
         try:
             with _grouped_warnings("Sentinel-2 files"):
                 self._ds = [self._open(p, "Sentinel-2 file", SENTINEL_BANDS, Resampling.bilinear) for p in self.paths]
@@ -440,6 +557,19 @@ class SentinelSeries:
         except BaseException:
             self._stack.close()
             raise
+        self._mask_paths = [p.with_name(p.stem + "_masks.tif") for p in self.paths] if self._mask_ds else None
+        # Each reading thread reads through its own handles (GDAL's are not thread-safe).
+        self._handles = _ThreadHandles(self._reopen, (self._ds, self._mask_ds))
+
+    def _reopen(self, stack: ExitStack) -> tuple[list, list | None]:
+        """The series' files opened again, as :meth:`_open` left them."""
+        def again(path: Path):
+            ds = stack.enter_context(rasterio.open(path))
+            warp = self._recipes[path]
+            return ds if warp is None else stack.enter_context(WarpedVRT(ds, **warp))
+
+        masks = None if self._mask_paths is None else [again(p) for p in self._mask_paths]
+        return [again(p) for p in self.paths], masks
 
     def _open(self, path: Path, what: str, count: int, resampling: Resampling):
         """Open one file of the series, check it, and put it on a 10 m grid in the aerial CRS."""
@@ -462,13 +592,13 @@ class SentinelSeries:
         on_grid = _resolution_ok(ds, path, what, SENTINEL_PIXEL_SIZE_M, resolution_policy,
                                  f"{SENTINEL_PIXEL_SIZE_M:g} m ({resampling.name})")
         if on_grid and ds.crs == self.crs:
+            self._recipes[path] = None
             return ds
         transform, width, height = calculate_default_transform(
             ds.crs, self.crs, ds.width, ds.height, *ds.bounds, resolution=SENTINEL_PIXEL_SIZE_M
         )
-        return self._stack.enter_context(
-            WarpedVRT(ds, crs=self.crs, transform=transform, width=width, height=height, resampling=resampling)
-        )
+        self._recipes[path] = dict(crs=self.crs, transform=transform, width=width, height=height, resampling=resampling)
+        return self._stack.enter_context(WarpedVRT(ds, **self._recipes[path]))
 
     def _open_masks(self, need_masks: bool, coverage_policy: str) -> list | None:
         """The ``_masks.tif`` files when every date has one; else None (an error when needed)."""
@@ -498,11 +628,20 @@ class SentinelSeries:
         Returns:
             float32 ``(T, 10, size, size)``, reflectance x 10 000.
         """
-        out = np.empty((len(self._ds), SENTINEL_BANDS, size, size), dtype=np.float32)
-        for t, ds in enumerate(self._ds):
+        files, _ = self._handles.get()
+        out = np.empty((len(files), SENTINEL_BANDS, size, size), dtype=np.float32)
+        for t, (ds, path) in enumerate(zip(files, self.paths)):
             row, col = ds.index(x, y)
-            out[t] = edge_read(ds, row - size // 2, col - size // 2, size, size)
+            out[t] = self._edge_read(ds, path, row - size // 2, col - size // 2, size)
         return out
+
+    @staticmethod
+    def _edge_read(ds, path: Path, row0: int, col0: int, size: int) -> np.ndarray:
+        """:func:`edge_read` of a square window, a failed read named (:class:`MappingReadError`)."""
+        try:
+            return edge_read(ds, row0, col0, size, size)
+        except rasterio.errors.RasterioError as error:
+            raise MappingReadError(path, (col0, row0, size, size), gdal_cause(error)) from None
 
     def read_masks_window(self, x: float, y: float, size: int) -> np.ndarray | None:
         """Snow and cloud probabilities ``(T, 2, size, size)`` (uint8) of the same window, or None.
@@ -510,15 +649,23 @@ class SentinelSeries:
         Channel 0 is snow, channel 1 cloud (bands 1 and 2 of the ``{product_name}_masks.tif``
         files); None when any date has no such file.
         """
-        if self._mask_ds is None:
+        _, masks = self._handles.get()
+        if masks is None:
             return None
-        out = np.empty((len(self._mask_ds), 2, size, size), dtype=np.uint8)
-        for t, ds in enumerate(self._mask_ds):
+        out = np.empty((len(masks), 2, size, size), dtype=np.uint8)
+        for t, (ds, path) in enumerate(zip(masks, self._mask_paths)):
             row, col = ds.index(x, y)
-            out[t] = edge_read(ds, row - size // 2, col - size // 2, size, size)
+            out[t] = self._edge_read(ds, path, row - size // 2, col - size // 2, size)
         return out
 
+    def release_thread_handles(self) -> None:
+        """Close the files the calling thread opened to read (a reader thread, as it ends)."""
+        self._handles.release()
+
     def close(self) -> None:
-        """Close every file opened."""
+        """Close every file opened, by every thread."""
+        handles = getattr(self, "_handles", None)
+        if handles is not None:
+            handles.close()
         self._stack.close()
 

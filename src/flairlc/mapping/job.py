@@ -57,7 +57,7 @@ from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition, read
 from flairlc.mapping.blending import fit_window, window_starts
 from flairlc.mapping.cog import crop_to_cog, finalize_cog
 from flairlc.mapping.coverage import SeriesDatesWarning, check_dates
-from flairlc.mapping.errors import MappingInputError
+from flairlc.mapping.errors import MappingInputError, MappingReadError
 from flairlc.mapping.mosaic import Grid, Mosaic, RasterTile, scan_tiles, write_vrt
 from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable_dir, write_json
@@ -392,9 +392,10 @@ class MapJob:
             path = self.failure_path(t.name)
             if path.exists() and not self.is_done(t.name):
                 try:
-                    failures[t.name] = json.loads(path.read_text(encoding="utf-8"))["error"]
+                    record = json.loads(path.read_text(encoding="utf-8"))
+                    failures[t.name] = {"error": record["error"]} | ({"input": record["input"]} if "input" in record else {})
                 except (OSError, ValueError, KeyError):
-                    failures[t.name] = "unknown error (unreadable failure record)"
+                    failures[t.name] = {"error": "unknown error (unreadable failure record)"}
         records = {}
         for t in done:
             try:
@@ -422,7 +423,7 @@ class MapJob:
                          "km2_per_hour": km2_run / wall_seconds * 3600 if wall_seconds else None,
                          "tile_seconds": sum(o.seconds for o in computed)},
             "missing_input_tiles": self.missing_input_tiles(),
-            "failures": [{"tile": name, "error": error} for name, error in sorted(failures.items())],
+            "failures": [{"tile": name, **failure} for name, failure in sorted(failures.items())],
             "tiles_without_aerial_data": sorted(empty),
             "mosaic": str(self.mosaic_path) if done else None,
         }
@@ -672,13 +673,16 @@ def _write_nodata_tile(job: MapJob, task: TileTask, predictor: Any, tags: dict[s
 
 
 def record_failure(job: MapJob, name: str, error: BaseException | str, attempts: int) -> TileOutcome:
-    """Write ``JOB/failures/NAME.json`` for a tile that failed after ``attempts`` attempts."""
+    """Write ``JOB/failures/NAME.json`` for a tile that failed after ``attempts`` attempts (with
+    ``input``, the file at fault, when an input could not be read)."""
     if isinstance(error, BaseException):
         text = f"{type(error).__name__}: {error}"
         trace = "".join(traceback.format_exception(error))
     else:
         text, trace = str(error), ""
-    write_json(job.failure_path(name), {"tile": name, "error": text, "attempts": attempts, "traceback": trace,
+    failed_input = {"input": str(error.path)} if isinstance(error, MappingReadError) else {}
+    write_json(job.failure_path(name), {"tile": name, "error": text, **failed_input, "attempts": attempts,
+                                        "traceback": trace,
                                         "at": datetime.datetime.now().isoformat(timespec="seconds")}, indent=1)
     return TileOutcome(name, "failed", error=text)
 
