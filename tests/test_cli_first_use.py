@@ -170,3 +170,20 @@ def test_synth_territory_then_the_readme_mapping_commands(tmp_path: Path, monkey
     assert all(len(repr(v).split(".")[-1]) <= 6 for v in summary.values()), summary
     with rasterio.open("change/change.tif") as ds:
         assert ds.shape == (160, 160)
+
+
+@pytest.mark.parametrize("missing", ["--root", "--predictions", "--checkpoint"])
+def test_evaluate_refuses_a_missing_input_before_making_its_output_folder(
+        tmp_path: Path, capsys, missing: str) -> None:
+    """A missing dataset root, prediction folder or checkpoint: one line, and no --out folder left."""
+    root, predictions = tmp_path / "root", tmp_path / "predictions"
+    root.mkdir()
+    predictions.mkdir()
+    source = ["--checkpoint", str(tmp_path / "no.ckpt")] if missing == "--checkpoint" else \
+        ["--predictions", str(tmp_path / "absent" if missing == "--predictions" else predictions)]
+    given_root = tmp_path / "absent" if missing == "--root" else root
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", "--root", str(given_root), *source, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("flairlc evaluate: error: ") and "does not exist" in err
+    assert not out.exists()

@@ -452,6 +452,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         from flairlc.nomenclature import get as get_nomenclature
 
         get_nomenclature(args.nomenclature)  # an unknown name or a bad file: one line before any work
+    for what, path, is_folder in (("dataset root", args.root, True), ("prediction folder", args.predictions, True),
+                                  ("checkpoint", args.checkpoint, False)):
+        if path is not None and not (path.is_dir() if is_folder else path.is_file()):
+            # Before the output folder is made: a refused command leaves nothing behind.
+            raise FileNotFoundError(f"{what} {path} does not exist" if not path.exists()
+                                    else f"{what} {path} is not a {'folder' if is_folder else 'file'}")
     check_writable_dir(args.out, "evaluation folder")
     if args.checkpoint:
         result = evaluate_checkpoint(
