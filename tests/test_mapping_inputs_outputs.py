@@ -125,7 +125,8 @@ def test_partial_elevation_coverage_follows_the_policy(tmp_path: Path) -> None:
     with pytest.raises(CoverageError, match="elev.tif.*covers only 50 %.*EPSG:2154"):
         map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west, progress=False)
     with pytest.warns(UserWarning, match="elev.tif.*covers only 50 %"):
-        res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west, options=MapOptions(window=64, overlap=16, coverage_policy="warn"), progress=False)
+        res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west,
+                         options=MapOptions(window=64, overlap=16, coverage_policy="warn"), progress=False)
     classes = _read(res.map_path)
     assert (classes[:, :64] < K).all() and (classes[:, 64:] == nomenclature.NODATA_VALUE).all()
 
@@ -150,7 +151,8 @@ def test_elevation_and_sentinel_resolution_follow_the_resolution_policy(tmp_path
     elev_1m = _write(tmp_path / "elev_1m.tif", np.full((1, 26, 26), 9, np.uint8),
                      Affine(1.0, 0, ORIGIN_X, 0, -1.0, ORIGIN_Y))
     with pytest.raises(MappingInputError, match="elev_1m.tif has 1 x 1 m pixels.*--resolution-policy resample"):
-        map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m, options=MapOptions(resolution_policy="error"), progress=False)
+        map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m,
+                   options=MapOptions(resolution_policy="error"), progress=False)
     with pytest.warns(UserWarning, match="elev_1m.tif has 1 x 1 m pixels: resampling"):
         map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m, progress=False)
     s2_20m = _series(tmp_path / "s2_20m", ORIGIN_X - 300.0, ORIGIN_Y + 300.0, size=30, pixel_m=20.0)
@@ -163,7 +165,8 @@ def test_resolution_hint_names_the_command_line_flag(tmp_path: Path) -> None:
     coarse = _write(tmp_path / "coarse.tif", np.zeros((5, 40, 40), np.uint8) + 9,
                     Affine(0.5, 0, ORIGIN_X, 0, -0.5, ORIGIN_Y))
     with pytest.raises(MappingInputError) as info:
-        map_raster(FakePredictor(), coarse, tmp_path / "m.tif", options=MapOptions(resolution_policy="error"), progress=False)
+        map_raster(FakePredictor(), coarse, tmp_path / "m.tif",
+                   options=MapOptions(resolution_policy="error"), progress=False)
     assert "--resolution-policy resample" in str(info.value)
     assert "resolution_policy=" not in str(info.value)
 
@@ -253,7 +256,8 @@ def test_mapped_patch_gets_the_dataset_probabilities(synthetic_root: Path, tmp_p
         ((left + right) / 2, (bottom + top) / 2), (row, col),
     )
     predictor = _Recording(task)
-    map_raster(predictor, record.aerial_path, tmp_path / "m.tif", sentinel_dir=folder, options=MapOptions(window=size, overlap=0), progress=False)
+    map_raster(predictor, record.aerial_path, tmp_path / "m.tif", sentinel_dir=folder,
+               options=MapOptions(window=size, overlap=0), progress=False)
     (got,) = predictor.outputs
     difference = (got - expected).abs().max().item()
     assert difference <= 1e-6, difference  # 0 measured; float32 leeway for other summation orders

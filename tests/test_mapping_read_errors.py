@@ -96,10 +96,12 @@ def test_a_truncated_member_of_a_mosaic_is_named_not_the_vrt(tmp_path: Path) -> 
                                       transform=transform, compress="deflate"))
     mosaic = scan_tiles(tiles)
     vrt = write_vrt(tmp_path / "mosaic.vrt", mosaic.grid, mosaic.tiles, mosaic.count)
-    whole = map_raster(FakePredictor(), vrt, tmp_path / "whole.tif", options=MapOptions(window=256, overlap=32), progress=False)
+    whole = map_raster(FakePredictor(), vrt, tmp_path / "whole.tif",
+                       options=MapOptions(window=256, overlap=32), progress=False)
     _truncate(tiles[3])
     with pytest.raises(MappingReadError) as caught:
-        map_raster(FakePredictor(), vrt, tmp_path / "m.tif", options=MapOptions(window=256, overlap=32), progress=False)
+        map_raster(FakePredictor(), vrt, tmp_path / "m.tif",
+                   options=MapOptions(window=256, overlap=32), progress=False)
     assert caught.value.path == tiles[3] and GDAL_CAUSE.search(caught.value.cause)
     assert str(caught.value).startswith(f"cannot read {tiles[3]} (window col 0, row 0, ")
     assert read_band(whole.map_path).shape == (512, 512)
