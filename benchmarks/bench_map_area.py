@@ -66,12 +66,13 @@ def _checkpoint(root: Path, name: str) -> Path:
 
 def _run(engine: str, checkpoint: Path, area: dict[str, Path], out: Path, tile_px: int, threads: int,
          device: str = "cpu", precision: str = "32") -> dict:
+    from flairlc.mapping import MapOptions
     from flairlc.mapping.job import MapJob, run_local
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     job = MapJob.create(out, checkpoint, area["ortho"], elevation=area["elevation"], tile_px=tile_px,
-                        precision=precision)
+                        options=MapOptions(precision=precision))
     if engine == "map":  # one map_raster over the whole mosaic, same windows: the tiling's cost
         import torch
 
@@ -79,10 +80,8 @@ def _run(engine: str, checkpoint: Path, area: dict[str, Path], out: Path, tile_p
         from flairlc.mapping.job import load_predictor
 
         torch.set_num_threads(threads)
-        options = job.spec["map"]
         map_raster(load_predictor(checkpoint, device), job.aerial_vrt, out / "one.tif", elevation_path=job.elevation_vrt,
-                   window=options["window"], overlap=options["overlap"], progress=False, device=device,
-                   precision=precision)
+                   options=job.options, progress=False, device=device)
         seconds = time.perf_counter() - t0
         km2 = job.grid.width * job.grid.height * job.pixel_km2
         return {"seconds": seconds, "km2": km2, "km2_per_hour": km2 / seconds * 3600, "tiles": 1, "tile_seconds": seconds}

@@ -32,7 +32,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from flairlc import nomenclature
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 
 PIXEL_SIZE_M = 0.2
 
@@ -82,8 +82,8 @@ def run_one(args: argparse.Namespace, aerial: Path) -> dict:
         else:
             predictor = CheapPredictor()
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        res = map_raster(predictor, aerial, tmp_path / "map.tif", window=args.window, overlap=args.overlap,
-                         batch_size=args.batch_size, progress=False, device=args.device)
+        options = MapOptions(window=args.window, overlap=args.overlap, batch_size=args.batch_size)
+        res = map_raster(predictor, aerial, tmp_path / "map.tif", options=options, progress=False, device=args.device)
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "area_km2": res.area_km2, "seconds": res.seconds, "km2_per_hour": res.km2_per_hour,

@@ -31,7 +31,7 @@ import rasterio
 import torch
 from affine import Affine
 
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.runtime import compile_network
 from flairlc.training import SegmentationTask
 
@@ -90,9 +90,9 @@ def main() -> None:
         write_raster(raster, args.size)
 
         def run_map(out: str):
-            return map_raster(task, raster, Path(tmp) / out, window=args.window, overlap=128, batch_size=args.batch_size,
-                              device=args.device, precision=args.precision, prefetch=args.prefetch, progress=False,
-                              read_threads=args.read_threads)
+            options = MapOptions(window=args.window, overlap=128, batch_size=args.batch_size, precision=args.precision,
+                                 prefetch=args.prefetch, read_threads=args.read_threads)
+            return map_raster(task, raster, Path(tmp) / out, options=options, device=args.device, progress=False)
 
         if args.runtime == "compile":
             start = time.perf_counter()

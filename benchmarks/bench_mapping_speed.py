@@ -41,7 +41,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 
 
 def build_model(checkpoint: str | None):
@@ -129,8 +129,8 @@ def _compiled(task, aerial: Path, work: Path, batch_size: int, window: int | Non
     if key not in _COMPILED:
         start = time.perf_counter()
         _COMPILED[key] = predictor = compile_network(copy.deepcopy(task))
-        map_raster(predictor, aerial, work / "compile-warmup.tif", window=window, overlap=overlap,
-                   batch_size=batch_size, progress=False, channels_last=channels_last)
+        options = MapOptions(window=window, overlap=overlap, batch_size=batch_size, channels_last=channels_last)
+        map_raster(predictor, aerial, work / "compile-warmup.tif", options=options, progress=False)
         print(f"torch.compile: {time.perf_counter() - start:.1f} s with one map (once per run, not in the times)")
     return _COMPILED[key]
 
@@ -154,8 +154,8 @@ def run_variant(name: str, task, aerial: Path, work: Path, batch_size: int) -> t
     if name.endswith("-compile"):
         predictor = _compiled(task, aerial, work, batch_size, window, overlap, channels_last)
         start = time.perf_counter()  # the compilation (once per run, printed) is not counted
-    result = map_raster(predictor, aerial, out, window=window, overlap=overlap, batch_size=batch_size,
-                        progress=False, channels_last=channels_last)
+    options = MapOptions(window=window, overlap=overlap, batch_size=batch_size, channels_last=channels_last)
+    result = map_raster(predictor, aerial, out, options=options, progress=False)
     seconds = time.perf_counter() - start
     with rasterio.open(result.map_path) as ds:
         return seconds, ds.read(1)

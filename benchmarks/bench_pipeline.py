@@ -88,14 +88,14 @@ def run_worker(args: argparse.Namespace) -> None:
     """``--repeats`` timed maps in this (pinned) process after an untimed one; prints a JSON line."""
     import torch
 
-    from flairlc.mapping import map_raster
+    from flairlc.mapping import MapOptions, map_raster
 
     # The blending runs on the device: here the CPU, on one thread, as it would on a GPU's stream
     # (torch's own threads would compete with the readers for the cores being measured).
     torch.set_num_threads(1)
     predictor = NullPredictor()
     out = Path(args.out_dir)
-    kwargs = dict(window=args.window, overlap=args.overlap, batch_size=args.batch_size, progress=False)
+    kwargs = dict(options=MapOptions(window=args.window, overlap=args.overlap, batch_size=args.batch_size), progress=False)
     map_raster(predictor, args.raster, out / "warmup.tif", **kwargs)  # imports, first allocations
     runs = []
     for _ in range(args.repeats):

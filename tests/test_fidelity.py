@@ -37,7 +37,7 @@ from flairlc.data.synthetic.scene import HERBACEOUS, Grid
 from flairlc.data.synthetic.sentinel import N_TABLE, render_series
 from flairlc.evaluation import evaluate_prediction_folder, runner
 from flairlc.inference.scaling import UINT16_MAX, InputScaler
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.inputs import SentinelSeries
 from flairlc.models import create_model
 from flairlc.training import (
@@ -446,8 +446,8 @@ def test_mapping_with_a_paper_checkpoint_applies_its_profile(paper_checkpoint: P
     for profile in ("paper", "flairlc"):
         settings = task.series_preprocessing if profile == "paper" else SeriesPreprocessing(True, 0.5, 60, True)
         predictor = RecordingPredictor(task, settings)
-        map_raster(predictor, aerial, tmp_path / f"{profile}.tif", sentinel_dir=s2, window=64, overlap=0,
-                   progress=False)
+        map_raster(predictor, aerial, tmp_path / f"{profile}.tif", sentinel_dir=s2,
+                   options=MapOptions(window=64, overlap=0), progress=False)
         (batch,) = predictor.batches
         fed[profile] = (batch["dates_days"][0].tolist(), batch["sentinel"][0, :, 0, 0, 0].tolist())
     assert fed["paper"] == ([30], [4000.0])  # August dropped (cover 0.5 + 0.5), reference - date

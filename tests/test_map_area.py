@@ -8,6 +8,7 @@ window, so only the same windows blended the same way give the same map.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,14 +24,14 @@ import pytest
 import rasterio
 from conftest import flairlc_command
 
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.errors import MappingInputError
 from flairlc.mapping.job import MapJob, load_predictor, map_tile, parse_shard, run_local
 
 #: A 768 px (153.6 m) territory in 3 x 3 orthophoto tiles of 256 px.
 SIZE_PX, TILE_M = 768, 51.2
 #: Windows of 256 px with 64 px of overlap: several windows per output tile.
-WINDOW = {"window": 256, "overlap": 64, "batch_size": 4}
+WINDOW = MapOptions(window=256, overlap=64, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +55,9 @@ def area(tmp_path_factory) -> dict[str, Path]:
             "zones": generate_zones(d / "zones.gpkg", year.aerial), "aerial_tif": year.aerial}
 
 
-def _job(area, folder: Path, **kw) -> MapJob:
+def _job(area, folder: Path, options: MapOptions = WINDOW) -> MapJob:
     return MapJob.create(folder, area["checkpoint"], area["ortho"], elevation=area["elevation"], tile_px=256,
-                         **{**WINDOW, **kw})
+                         options=options)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -82,7 +83,7 @@ def test_tiled_job_equals_one_map_of_the_area(area, local_job, tmp_path, one_tor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         map_raster(load_predictor(area["checkpoint"]), local_job.aerial_vrt, one,
-                   elevation_path=local_job.elevation_vrt, progress=False, **WINDOW)
+                   elevation_path=local_job.elevation_vrt, options=WINDOW, progress=False)
     mosaic, single = _read(local_job.mosaic_path), _read(one)
     assert mosaic.shape == (SIZE_PX, SIZE_PX)
     # The same windows, blended alike, on the same inputs (the elevation at 0.4 m is resampled
@@ -138,6 +139,28 @@ def test_ray_two_workers_equal_one_process_and_survive_a_killed_worker(area, loc
     np.testing.assert_array_equal(_read(job.mosaic_path), _read(local_job.mosaic_path))
     workers = {json.loads(job.record_path(t.name).read_text())["worker"] for t in job.tasks}
     assert len(workers) >= 2  # tiles mapped in several worker processes
+
+
+def test_a_job_folder_of_the_previous_version_resumes(area, local_job, tmp_path):
+    """job.json's "map" as the previous version wrote it (its own key order; one without
+    "runtime", an option that came later): the job reopens, resumes with nothing to redo, and
+    refuses other options that decide the map, not others that only change the speed."""
+    job = tmp_path / "old"
+    shutil.copytree(local_job.root, job)
+    spec = json.loads((job / "job.json").read_text())
+    old_map = {"window": 256, "overlap": 64, "batch_size": 4, "max_window": 1024, "precision": "32",
+               "aerial_bands": None, "resolution_policy": "resample", "coverage_policy": "error",
+               "probabilities": False, "runtime": "torch"}
+    for written in (old_map, {k: v for k, v in old_map.items() if k != "runtime"}):
+        (job / "job.json").write_text(json.dumps({**spec, "map": written}, indent=1))
+        assert MapJob.open(job).options == WINDOW
+        resumed = _job(area, job, dataclasses.replace(WINDOW, read_threads=1, prefetch=0))
+        assert resumed.options.read_threads == 1 and resumed.pending() == []
+        assert [o.status for o in run_local(resumed, progress=False).outcomes] == ["skipped"] * 16
+    with pytest.raises(MappingInputError, match=r"other settings \(map differ\)"):
+        _job(area, job, dataclasses.replace(WINDOW, overlap=32))
+    with pytest.raises(MappingInputError, match=r"other settings \(map differ\)"):
+        _job(area, job, dataclasses.replace(WINDOW, precision="bf16"))
 
 
 def test_a_tile_failing_once_is_retried_and_one_failing_always_is_reported(area, local_job, tmp_path, one_torch_thread):
@@ -235,7 +258,7 @@ def test_missing_tiles_zone_and_areas(area, tmp_path, one_torch_thread):
             col1, row1 = (round(v) for v in inverse @ (right, bottom))
             break
     job = MapJob.create(tmp_path / "job", area["checkpoint"], ortho, elevation=elevation, tile_px=256,
-                        coverage_policy="warn", **WINDOW)
+                        options=dataclasses.replace(WINDOW, coverage_policy="warn"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run_local(job, progress=False)
@@ -263,7 +286,7 @@ def test_missing_tiles_zone_and_areas(area, tmp_path, one_torch_thread):
     with fiona.open(tmp_path / "zone.gpkg", "w", driver="GPKG", crs="EPSG:2154", schema=schema) as dst:
         dst.write({"geometry": triangle, "properties": {"name": "zone"}})
     zone_job = MapJob.create(tmp_path / "zone", area["checkpoint"], area["ortho"], elevation=area["elevation"],
-                             zone=tmp_path / "zone.gpkg", tile_px=256, **WINDOW)
+                             zone=tmp_path / "zone.gpkg", tile_px=256, options=WINDOW)
     assert zone_job.grid.width == zone_job.grid.height == 500  # the triangle's bounding box
     assert 3 <= len(zone_job.tasks) < 9  # the tiles of its box that it touches
     corner = zone_job.tasks[1]  # 256 px wide: its north-west corner is inside, its south-east outside
@@ -291,7 +314,7 @@ def test_bad_inputs_are_refused_before_any_tile(area, tmp_path):
     _job(area, tmp_path / "c")
     with pytest.raises(MappingInputError, match="other settings.*tile_px"):
         MapJob.create(tmp_path / "c", area["checkpoint"], area["ortho"], elevation=area["elevation"], tile_px=384,
-                      **WINDOW)
+                      options=WINDOW)
     with pytest.raises(MappingInputError, match="does not exist"):
         MapJob.create(tmp_path / "d", area["checkpoint"], tmp_path / "nowhere", tile_px=256)
     # A U-T&T without its Sentinel-2 series, or with a folder that holds none.

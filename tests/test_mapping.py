@@ -26,6 +26,7 @@ from rasterio.warp import transform_geom
 
 from flairlc import nomenclature
 from flairlc.mapping import (
+    MapOptions,
     MappingInputError,
     SentinelSeries,
     blend_weights,
@@ -100,7 +101,8 @@ def rasters(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def big_map(rasters, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("maps") / "map.tif"
-    map_raster(FakePredictor(), rasters["big"], out, window=128, overlap=32, batch_size=8,
+    map_raster(FakePredictor(), rasters["big"], out,
+               options=MapOptions(window=128, overlap=32, batch_size=8),
                probabilities_path=out.with_name("proba.tif"), progress=False)
     return out
 
@@ -120,10 +122,10 @@ def test_window_starts_cover_and_stay_inside():
 
 def test_single_window_equals_tiled_blend_without_seams(rasters, tmp_path):
     pred = FakePredictor()
-    single = _read(map_raster(pred, rasters["small"], tmp_path / "one.tif", window=512, overlap=0,
-                              progress=False).map_path)
-    tiled = _read(map_raster(pred, rasters["small"], tmp_path / "tiled.tif", window=128, overlap=64,
-                             batch_size=8, progress=False).map_path)
+    single = _read(map_raster(pred, rasters["small"], tmp_path / "one.tif",
+                              options=MapOptions(window=512, overlap=0), progress=False).map_path)
+    tiled = _read(map_raster(pred, rasters["small"], tmp_path / "tiled.tif",
+                             options=MapOptions(window=128, overlap=64, batch_size=8), progress=False).map_path)
     assert len(np.unique(single)) >= 3  # the fake model gives a varied map
     disagree = single != tiled
     # Tolerance: >= 99 % of pixels agree; the differences sit at the raster's own edges (the
@@ -136,8 +138,8 @@ def test_single_window_equals_tiled_blend_without_seams(rasters, tmp_path):
     edges = _window_borders(300, 128, 64) & interior
     assert disagree[edges].mean() <= max(3 * disagree[interior].mean(), 0.002)
     # ... whereas tiles without overlap do show seams (so the check above can fail).
-    hard = _read(map_raster(pred, rasters["small"], tmp_path / "hard.tif", window=128, overlap=0,
-                            batch_size=8, progress=False).map_path)
+    hard = _read(map_raster(pred, rasters["small"], tmp_path / "hard.tif",
+                            options=MapOptions(window=128, overlap=0, batch_size=8), progress=False).map_path)
     assert (hard != single)[_window_borders(300, 128, 0) & interior].mean() > 0.01
 
 
@@ -183,20 +185,22 @@ def test_areas_of_a_produced_map_add_up_to_its_valid_area(big_map):
 
 
 def test_column_bands_give_the_same_map(rasters, big_map, tmp_path):
-    out = map_raster(FakePredictor(), rasters["big"], tmp_path / "bands.tif", window=128, overlap=32,
-                     batch_size=8, band_width=256, progress=False)
+    out = map_raster(FakePredictor(), rasters["big"], tmp_path / "bands.tif",
+                     options=MapOptions(window=128, overlap=32, batch_size=8, band_width=256), progress=False)
     assert (_read(out.map_path) == _read(big_map)).mean() > 0.999
 
 
 def test_interrupted_run_resumes_to_the_same_map(rasters, big_map, tmp_path):
     out = tmp_path / "map.tif"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        map_raster(FakePredictor(fail_after=3), rasters["big"], out, window=128, overlap=32, batch_size=8,
+        map_raster(FakePredictor(fail_after=3), rasters["big"], out,
+                   options=MapOptions(window=128, overlap=32, batch_size=8),
                    probabilities_path=tmp_path / "proba.tif", progress=False)
     assert not out.exists() and not (tmp_path / "proba.tif").exists()
     state = json.loads((tmp_path / "map.tif.partial.json").read_text())
     assert 0 < len(state["done"])
-    res = map_raster(FakePredictor(), rasters["big"], out, window=128, overlap=32, batch_size=8,
+    res = map_raster(FakePredictor(), rasters["big"], out,
+                     options=MapOptions(window=128, overlap=32, batch_size=8),
                      probabilities_path=tmp_path / "proba.tif", progress=False)
     assert res.chunks_resumed == len(state["done"])
     np.testing.assert_array_equal(_read(out), _read(big_map))
@@ -206,19 +210,21 @@ def test_interrupted_run_resumes_to_the_same_map(rasters, big_map, tmp_path):
 def test_changed_parameters_start_over(rasters, tmp_path):
     out = tmp_path / "map.tif"
     with pytest.raises(RuntimeError):
-        map_raster(FakePredictor(fail_after=2), rasters["small"], out, window=128, overlap=32, progress=False)
+        map_raster(FakePredictor(fail_after=2), rasters["small"], out,
+                   options=MapOptions(window=128, overlap=32), progress=False)
     with pytest.warns(UserWarning, match="other parameters"):
-        res = map_raster(FakePredictor(), rasters["small"], out, window=128, overlap=64, progress=False)
+        res = map_raster(FakePredictor(), rasters["small"], out,
+                         options=MapOptions(window=128, overlap=64), progress=False)
     assert res.chunks_resumed == 0 and out.exists()
 
 
 def test_ranks_split_strips_and_rank0_merges(rasters, big_map, tmp_path):
     out = tmp_path / "map.tif"
-    r1 = map_raster(FakePredictor(), rasters["big"], out, window=128, overlap=32, batch_size=8,
-                    progress=False, rank=1, world_size=2)
+    r1 = map_raster(FakePredictor(), rasters["big"], out,
+                    options=MapOptions(window=128, overlap=32, batch_size=8), progress=False, rank=1, world_size=2)
     assert r1.map_path is None and not out.exists()
-    r0 = map_raster(FakePredictor(), rasters["big"], out, window=128, overlap=32, batch_size=8,
-                    progress=False, rank=0, world_size=2)
+    r0 = map_raster(FakePredictor(), rasters["big"], out,
+                    options=MapOptions(window=128, overlap=32, batch_size=8), progress=False, rank=0, world_size=2)
     assert r0.map_path == out
     np.testing.assert_array_equal(_read(out), _read(big_map))
     assert not list(tmp_path.glob("*.partial*"))
@@ -243,7 +249,7 @@ def test_vrt_mosaic_equals_single_file(rasters, tmp_path):
     vrt = tmp_path / "mosaic.vrt"
     vrt.write_text(f"<VRTDataset rasterXSize=\"300\" rasterYSize=\"300\"><SRS>{L93.to_wkt()}</SRS>"
                    f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>")
-    kw = {"window": 128, "overlap": 32, "batch_size": 8, "progress": False}
+    kw = {"options": MapOptions(window=128, overlap=32, batch_size=8), "progress": False}
     a = _read(map_raster(FakePredictor(), vrt, tmp_path / "vrt_map.tif", **kw).map_path)
     b = _read(map_raster(FakePredictor(), rasters["small"], tmp_path / "tif_map.tif", **kw).map_path)
     np.testing.assert_array_equal(a, b)
@@ -283,8 +289,8 @@ def test_four_bands_with_elevation_on_another_grid(tmp_path):
     elev = np.pad(elev, ((0, 0), (10, 10), (10, 10)), mode="edge")
     e_tr = Affine(0.4, 0, ORIGIN_X - 4.0, 0, -0.4, ORIGIN_Y + 4.0)
     elev_path = _write(tmp_path / "elev.tif", elev, transform=e_tr)
-    res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_path, window=64,
-                     overlap=16, progress=False)
+    res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_path,
+                     options=MapOptions(window=64, overlap=16), progress=False)
     with rasterio.open(res.map_path) as ds:
         assert ds.shape == (96, 96) and (ds.read(1) < K).all()
 
@@ -294,9 +300,11 @@ def test_other_resolution_resampled_or_refused(tmp_path):
     coarse = _write(tmp_path / "coarse.tif", _texture(rng, 40, 40),
                     transform=Affine(0.5, 0, ORIGIN_X, 0, -0.5, ORIGIN_Y))
     with pytest.raises(MappingInputError, match="coarse.tif.*0.5"):
-        map_raster(FakePredictor(), coarse, tmp_path / "m.tif", resolution_policy="error", progress=False)
+        map_raster(FakePredictor(), coarse, tmp_path / "m.tif",
+                   options=MapOptions(resolution_policy="error"), progress=False)
     with pytest.warns(UserWarning, match="resampling"):
-        res = map_raster(FakePredictor(), coarse, tmp_path / "m.tif", window=64, overlap=16, progress=False)
+        res = map_raster(FakePredictor(), coarse, tmp_path / "m.tif",
+                         options=MapOptions(window=64, overlap=16), progress=False)
     with rasterio.open(res.map_path) as ds:
         assert ds.shape == (100, 100) and ds.transform.a == pytest.approx(0.2)
 
@@ -346,8 +354,8 @@ def test_map_with_sentinel_feeds_windows_centred_on_aerial_windows(rasters, tmp_
     s2.mkdir()
     _write_s2(s2, S2_NAMES)
     pred = FakePredictor(uses_sentinel=True)
-    map_raster(pred, rasters["small"], tmp_path / "m.tif", sentinel_dir=s2, window=128, overlap=32,
-               batch_size=4, progress=False)
+    map_raster(pred, rasters["small"], tmp_path / "m.tif", sentinel_dir=s2,
+               options=MapOptions(window=128, overlap=32, batch_size=4), progress=False)
     first = pred.batches[0]
     # Rows of 3 windows; batches run across rows, so all but the last are full.
     sizes = [len(batch["aerial"]) for batch in pred.batches]

@@ -32,6 +32,7 @@ from flairlc.data.collate import collate_flair
 from flairlc.data.sentinel import SeriesPreprocessing, SuperAreaPaths, read_products, window_slice
 from flairlc.mapping import (
     CoverageError,
+    MapOptions,
     MappingInputError,
     SentinelSeries,
     compute_areas,
@@ -98,7 +99,7 @@ def test_sentinel_series_far_from_the_aerial_image_is_refused(tmp_path: Path, po
     pred = FakePredictor(uses_sentinel=True)
     with pytest.raises(CoverageError) as info:
         map_raster(pred, _aerial(tmp_path / "a.tif"), tmp_path / "m.tif", sentinel_dir=far,
-                   coverage_policy=policy, progress=False)
+                   options=MapOptions(coverage_policy=policy), progress=False)
     message = str(info.value)
     assert "does not overlap" in message and NAMES[0] in message and "EPSG:2154" in message
     assert "1050000.0" in message and "650000.0" in message  # both extents
@@ -113,7 +114,7 @@ def test_partial_sentinel_coverage_is_refused_or_mapped_where_covered(tmp_path: 
         map_raster(FakePredictor(uses_sentinel=True), aerial, tmp_path / "m.tif", sentinel_dir=half, progress=False)
     with pytest.warns(UserWarning, match="covers only .* nodata outside"):
         res = map_raster(FakePredictor(uses_sentinel=True), aerial, tmp_path / "m.tif", sentinel_dir=half,
-                         window=64, overlap=16, coverage_policy="warn", progress=False)
+                         options=MapOptions(window=64, overlap=16, coverage_policy="warn"), progress=False)
     classes = _read(res.map_path)
     assert (classes[:, :45] < K).all() and (classes[:, 55:] == nomenclature.NODATA_VALUE).all()
 
@@ -124,8 +125,8 @@ def test_partial_elevation_coverage_follows_the_policy(tmp_path: Path) -> None:
     with pytest.raises(CoverageError, match="elev.tif.*covers only 50 %.*EPSG:2154"):
         map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west, progress=False)
     with pytest.warns(UserWarning, match="elev.tif.*covers only 50 %"):
-        res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west, window=64,
-                         overlap=16, coverage_policy="warn", progress=False)
+        res = map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=west,
+                         options=MapOptions(window=64, overlap=16, coverage_policy="warn"), progress=False)
     classes = _read(res.map_path)
     assert (classes[:, :64] < K).all() and (classes[:, 64:] == nomenclature.NODATA_VALUE).all()
 
@@ -138,7 +139,7 @@ def test_cloud_filter_model_without_masks_is_refused_or_warned(tmp_path: Path) -
                    sentinel_dir=bare, progress=False)
     with pytest.warns(UserWarning, match="without the cloud filter"):
         map_raster(FakePredictor(uses_sentinel=True, filter_clouds=True), aerial, tmp_path / "m.tif",
-                   sentinel_dir=bare, coverage_policy="warn", progress=False)
+                   sentinel_dir=bare, options=MapOptions(coverage_policy="warn"), progress=False)
     # A model trained without the filter needs no masks.
     map_raster(FakePredictor(uses_sentinel=True), aerial, tmp_path / "n.tif", sentinel_dir=bare, progress=False)
 
@@ -150,21 +151,22 @@ def test_elevation_and_sentinel_resolution_follow_the_resolution_policy(tmp_path
     elev_1m = _write(tmp_path / "elev_1m.tif", np.full((1, 26, 26), 9, np.uint8),
                      Affine(1.0, 0, ORIGIN_X, 0, -1.0, ORIGIN_Y))
     with pytest.raises(MappingInputError, match="elev_1m.tif has 1 x 1 m pixels.*--resolution-policy resample"):
-        map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m, resolution_policy="error",
-                   progress=False)
+        map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m,
+                   options=MapOptions(resolution_policy="error"), progress=False)
     with pytest.warns(UserWarning, match="elev_1m.tif has 1 x 1 m pixels: resampling"):
         map_raster(FakePredictor(), four, tmp_path / "m.tif", elevation_path=elev_1m, progress=False)
     s2_20m = _series(tmp_path / "s2_20m", ORIGIN_X - 300.0, ORIGIN_Y + 300.0, size=30, pixel_m=20.0)
     with pytest.raises(MappingInputError, match="Sentinel-2 file .* 20 x 20 m pixels"):
         map_raster(FakePredictor(uses_sentinel=True), _aerial(tmp_path / "a.tif"), tmp_path / "m.tif",
-                   sentinel_dir=s2_20m, resolution_policy="error", progress=False)
+                   sentinel_dir=s2_20m, options=MapOptions(resolution_policy="error"), progress=False)
 
 
 def test_resolution_hint_names_the_command_line_flag(tmp_path: Path) -> None:
     coarse = _write(tmp_path / "coarse.tif", np.zeros((5, 40, 40), np.uint8) + 9,
                     Affine(0.5, 0, ORIGIN_X, 0, -0.5, ORIGIN_Y))
     with pytest.raises(MappingInputError) as info:
-        map_raster(FakePredictor(), coarse, tmp_path / "m.tif", resolution_policy="error", progress=False)
+        map_raster(FakePredictor(), coarse, tmp_path / "m.tif",
+                   options=MapOptions(resolution_policy="error"), progress=False)
     assert "--resolution-policy resample" in str(info.value)
     assert "resolution_policy=" not in str(info.value)
 
@@ -254,8 +256,8 @@ def test_mapped_patch_gets_the_dataset_probabilities(synthetic_root: Path, tmp_p
         ((left + right) / 2, (bottom + top) / 2), (row, col),
     )
     predictor = _Recording(task)
-    map_raster(predictor, record.aerial_path, tmp_path / "m.tif", sentinel_dir=folder, window=size, overlap=0,
-               progress=False)
+    map_raster(predictor, record.aerial_path, tmp_path / "m.tif", sentinel_dir=folder,
+               options=MapOptions(window=size, overlap=0), progress=False)
     (got,) = predictor.outputs
     difference = (got - expected).abs().max().item()
     assert difference <= 1e-6, difference  # 0 measured; float32 leeway for other summation orders
@@ -274,7 +276,7 @@ def test_outputs_are_checked_before_any_inference(tmp_path: Path) -> None:
         map_raster(pred, aerial, aerial, progress=False)
     # A folder that does not exist is created, for the map and the probabilities alike.
     res = map_raster(pred, aerial, tmp_path / "new" / "m.tif", probabilities_path=tmp_path / "other" / "p.tif",
-                     window=64, overlap=16, progress=False)
+                     options=MapOptions(window=64, overlap=16), progress=False)
     assert res.map_path.exists() and res.probabilities_path.exists()
 
 

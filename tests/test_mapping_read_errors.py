@@ -17,7 +17,7 @@ from affine import Affine
 from raster_helpers import ORIGIN_X, ORIGIN_Y, PIXEL_M, K, read_band, write_raster
 
 from flairlc.cli import main
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.errors import MappingReadError
 from flairlc.mapping.job import MapJob, run_local
 from flairlc.mapping.mosaic import scan_tiles, write_vrt
@@ -96,10 +96,12 @@ def test_a_truncated_member_of_a_mosaic_is_named_not_the_vrt(tmp_path: Path) -> 
                                       transform=transform, compress="deflate"))
     mosaic = scan_tiles(tiles)
     vrt = write_vrt(tmp_path / "mosaic.vrt", mosaic.grid, mosaic.tiles, mosaic.count)
-    whole = map_raster(FakePredictor(), vrt, tmp_path / "whole.tif", window=256, overlap=32, progress=False)
+    whole = map_raster(FakePredictor(), vrt, tmp_path / "whole.tif",
+                       options=MapOptions(window=256, overlap=32), progress=False)
     _truncate(tiles[3])
     with pytest.raises(MappingReadError) as caught:
-        map_raster(FakePredictor(), vrt, tmp_path / "m.tif", window=256, overlap=32, progress=False)
+        map_raster(FakePredictor(), vrt, tmp_path / "m.tif",
+                   options=MapOptions(window=256, overlap=32), progress=False)
     assert caught.value.path == tiles[3] and GDAL_CAUSE.search(caught.value.cause)
     assert str(caught.value).startswith(f"cannot read {tiles[3]} (window col 0, row 0, ")
     assert read_band(whole.map_path).shape == (512, 512)
@@ -131,7 +133,7 @@ def test_map_area_names_the_truncated_tile_of_each_failed_tile(area, tmp_path: P
     # the pixels, so a cut tile loses its header and is refused, named, when the job is created.
     _corrupt_first_block(broken)
     job = MapJob.create(tmp_path / "job", area["checkpoint"], inputs["ortho"], elevation=inputs["elevation"],
-                        tile_px=256, window=256, overlap=64, batch_size=4)
+                        tile_px=256, options=MapOptions(window=256, overlap=64, batch_size=4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # elevation at 0.4 m: resampled, with a warning per tile
         result = run_local(job, progress=False, retries=0)
@@ -152,7 +154,8 @@ def test_reader_threads_give_the_same_map(tmp_path: Path) -> None:
     maps = {}
     for name, extra in {"serial": dict(prefetch=0), "one": dict(read_threads=1), "three": dict(read_threads=3)}.items():
         result = map_raster(FakePredictor(), aerial, tmp_path / f"{name}.tif", probabilities_path=tmp_path / f"{name}.p.tif",
-                            window=128, overlap=32, batch_size=3, band_width=256, progress=False, **extra)
+                            options=MapOptions(window=128, overlap=32, batch_size=3, band_width=256, **extra),
+                            progress=False)
         maps[name] = (read_band(result.map_path), read_band(result.probabilities_path))
     for name in ("one", "three"):
         np.testing.assert_array_equal(maps[name][0], maps["serial"][0])

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 import torch
 
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 
 
 def _needs_onnx() -> None:
@@ -41,7 +41,7 @@ def _maps(tmp_path, predictors: dict, batch_size: int = 4) -> dict[str, tuple[np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             map_raster(predictor, year.aerial, tmp_path / f"{name}.tif", probabilities_path=tmp_path / f"{name}_p.tif",
-                       window=256, overlap=64, batch_size=batch_size, progress=False)
+                       options=MapOptions(window=256, overlap=64, batch_size=batch_size), progress=False)
         with rasterio.open(tmp_path / f"{name}.tif") as ds, rasterio.open(tmp_path / f"{name}_p.tif") as dp:
             maps[name] = ds.read(1), dp.read().astype(int)
     return maps

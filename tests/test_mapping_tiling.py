@@ -3,6 +3,7 @@ previous one (512 px windows, 128 px overlap, contiguous) and a single pass over
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import rasterio
 import torch
 
 from flairlc.data.synthetic import generate_orthophoto
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.blending import fit_window, window_starts
 from flairlc.training import SegmentationTask
 
@@ -42,7 +43,7 @@ def test_default_map_agrees_with_the_previous_tiling_and_a_single_pass(tmp_path:
         logits, _ = task.forward_batch({"aerial": torch.from_numpy(aerial[None])})
     single = logits[0].argmax(0).numpy()
     previous = map_raster(task, year.aerial, tmp_path / "previous.tif", elevation_path=year.elevation,
-                          window=512, overlap=128, channels_last=False, progress=False)
+                          options=MapOptions(window=512, overlap=128, channels_last=False), progress=False)
     default = map_raster(task, year.aerial, tmp_path / "default.tif", elevation_path=year.elevation, progress=False)
     assert default.windows_predicted == 4 and previous.windows_predicted == 16  # 2 x 2 of 736, 4 x 4 of 512
     with rasterio.open(previous.map_path) as p, rasterio.open(default.map_path) as d:
@@ -85,10 +86,11 @@ def test_prefetch_and_bf16_maps(tmp_path: Path) -> None:
     year = generate_orthophoto(tmp_path / "ortho", width=640, height=640, seed=4, years=(2021,), dates=1)[0]
     torch.manual_seed(0)
     task = SegmentationTask(model="unet", model_kwargs={"encoder_name": "resnet18"}, aerial_scaling="standardize").eval()
-    kw = dict(elevation_path=year.elevation, window=256, overlap=64, batch_size=2, progress=False)
+    options = MapOptions(window=256, overlap=64, batch_size=2)
     maps = {}
     for name, extra in {"serial": dict(prefetch=0), "prefetch": dict(prefetch=3), "bf16": dict(precision="bf16")}.items():
-        result = map_raster(task, year.aerial, tmp_path / f"{name}.tif", **kw, **extra)
+        result = map_raster(task, year.aerial, tmp_path / f"{name}.tif", elevation_path=year.elevation,
+                            options=replace(options, **extra), progress=False)
         with rasterio.open(result.map_path) as ds:
             maps[name] = ds.read(1)
     np.testing.assert_array_equal(maps["prefetch"], maps["serial"])

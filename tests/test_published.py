@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from flairlc import nomenclature
 from flairlc.demo.recipe import SyntheticSize
-from flairlc.mapping import compute_areas, map_raster
+from flairlc.mapping import MapOptions, compute_areas, map_raster
 from flairlc.training import FlairDataModule, SegmentationTask
 from flairlc.training.checkpoint import load_task
 from flairlc.training.published import PublishedModelError, import_published_model
@@ -262,7 +262,8 @@ def test_map_with_an_rgb_model_on_an_rgb_orthophoto(tmp_path: Path) -> None:
     import_published_model(path, "flair-inc", tmp_path / "rgb.ckpt")
     task = load_task(tmp_path / "rgb.ckpt")
     ortho = _raster(tmp_path / "ortho_rgb.tif", 3, size=128)
-    result = map_raster(task, ortho, tmp_path / "map.tif", window=128, overlap=0, progress=False)
+    result = map_raster(task, ortho, tmp_path / "map.tif",
+                        options=MapOptions(window=128, overlap=0), progress=False)
     with rasterio.open(ortho) as ds:
         rgb = torch.from_numpy(ds.read())[None]
     with torch.no_grad():
@@ -280,7 +281,8 @@ def test_map_with_a_flair_hub_ir_model_names_cosia_classes(tmp_path: Path) -> No
     import_published_model(path, "flair-hub-aerial", tmp_path / "ir.ckpt", encoder="convnextv2_atto")
     task = load_task(tmp_path / "ir.ckpt")
     rgbi = _raster(tmp_path / "rgbi.tif", 4)
-    result = map_raster(task, rgbi, tmp_path / "map.tif", window=128, overlap=32, progress=False)
+    result = map_raster(task, rgbi, tmp_path / "map.tif",
+                        options=MapOptions(window=128, overlap=32), progress=False)
     cosia = nomenclature.get("cosia")
     with rasterio.open(result.map_path) as ds:
         values = np.unique(ds.read(1))
@@ -297,7 +299,8 @@ def test_map_with_a_flair_hub_ir_model_names_cosia_classes(tmp_path: Path) -> No
         classes = ds.read(1)
     assert areas.overall.artificial_m2 == pytest.approx(np.isin(classes, [0, 3, 4]).sum() * 0.04)
     # The same raster with its bands named in another order reads other pixels for NIR, R, G.
-    other = map_raster(task, rgbi, tmp_path / "map2.tif", window=128, overlap=32, progress=False, aerial_bands="NIR,R,G,B")
+    other = map_raster(task, rgbi, tmp_path / "map2.tif",
+                       options=MapOptions(window=128, overlap=32, aerial_bands="NIR,R,G,B"), progress=False)
     with rasterio.open(result.map_path) as a, rasterio.open(other.map_path) as b:
         assert (a.read(1) != b.read(1)).any()
 

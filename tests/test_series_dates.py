@@ -18,7 +18,7 @@ import torch
 
 from flairlc.cli import main
 from flairlc.data.sentinel import SeriesPreprocessing, product_date
-from flairlc.mapping import map_raster
+from flairlc.mapping import MapOptions, map_raster
 from flairlc.mapping.acquisition import AerialAcquisition, read_acquisition
 from flairlc.mapping.coverage import CoverageError, SeriesDatesWarning
 from flairlc.mapping.errors import MappingInputError
@@ -98,11 +98,13 @@ def test_the_survey_year_is_read_from_the_tag_ign_names_or_given(territory, tmp_
     assert read_acquisition(vrt) == AerialAcquisition((2021,), "IGN names of the files of ign.vrt")
 
 
-def _map(territory, tmp_path, series_year: int, aerial: Path | None = None, **kw):
+def _map(territory, tmp_path, series_year: int, aerial: Path | None = None, coverage_policy: str = "error",
+         aerial_date: str | None = None):
     years = territory["years"]
     return map_raster(SeriesPredictor(), aerial or years[2022].aerial, tmp_path / "m.tif",
                       elevation_path=years[2022].elevation, sentinel_dir=years[series_year].sentinel,
-                      window=128, overlap=0, progress=False, **kw)
+                      options=MapOptions(window=128, overlap=0, coverage_policy=coverage_policy),
+                      aerial_date=aerial_date, progress=False)
 
 
 def test_a_series_of_another_year_is_refused_or_warned_by_the_policy(territory, tmp_path):
@@ -172,7 +174,7 @@ def test_map_area_checks_the_series_year_once_before_the_job_folder(territory, t
     # Under "warn": one warning when the job is made; the job's mosaic carries the year for its tiles.
     with pytest.warns(SeriesDatesWarning) as warned:
         job = MapJob.create(tmp_path / "job", territory["utt"], tiles[0].parent, elevation=years[2022].elevation,
-                            sentinel=years[2019].sentinel, tile_px=64, coverage_policy="warn")
+                            sentinel=years[2019].sentinel, tile_px=64, options=MapOptions(coverage_policy="warn"))
     assert sum(w.category is SeriesDatesWarning for w in warned) == 1
     with rasterio.open(job.aerial_vrt) as ds:
         assert ds.tags()["ACQUISITION_DATE"] == "2022"

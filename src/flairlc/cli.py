@@ -195,40 +195,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_map_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``map`` and ``map-area`` that decide how windows go through the model."""
-    parser.add_argument("--aerial-bands", help="the aerial raster's bands in order when not the default, e.g. NIR,R,G")
-    parser.add_argument("--window", type=int, default=None,
-                        help="window side in pixels (default: aerial-only models, the side up to --max-window that "
-                             "covers the raster with the fewest predicted pixels; Sentinel-2 models, 512)")
-    parser.add_argument("--max-window", type=int, default=1024, help="largest default window side (default 1024)")
-    parser.add_argument("--precision", choices=("32", "bf16"), default="32",
-                        help="bf16: bfloat16 autocast around the model (GPUs); default 32")
-    parser.add_argument("--overlap", type=int, default=128, help="overlap between windows in pixels (default 128)")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument(
-        "--resolution-policy", choices=("resample", "error"), default="resample",
-        help="an input at another resolution (aerial/elevation 0.2 m, Sentinel-2 10 m): resample "
-             "it with a warning (default) or refuse it",
-    )
-    parser.add_argument(
-        "--coverage-policy", choices=("error", "warn"), default="error",
-        help="an elevation raster or Sentinel-2 date covering only part of the aerial image, a "
-             "series without the cloud masks the model needs, or Sentinel-2 dates outside the "
-             "orthophoto's survey year: refuse (default) or warn and map what is covered (nodata "
-             "elsewhere). No overlap at all is always an error",
-    )
+    """The options of ``map`` and ``map-area`` that decide how windows go through the model: the
+    fields of :class:`~flairlc.map_options.MapOptions` that have a help text, with its defaults and
+    choices; then the survey date and the device, which are not options of the map."""
+    import dataclasses
+    import typing
+
+    from flairlc.map_options import MapOptions
+
+    types = typing.get_type_hints(MapOptions)
+    for f in dataclasses.fields(MapOptions):
+        if f.metadata["help"] is None:
+            continue  # (Python only: prefetch, channels_last, band_width; probabilities: per command)
+        default = "" if f.default is None else f" (default {f.default})"
+        parser.add_argument(_map_flag(f.name), type=int if types[f.name] in (int, int | None) else str,
+                            default=f.default, choices=f.metadata["choices"], help=f.metadata["help"] + default)
     parser.add_argument(
         "--aerial-date",
         help="the orthophoto's survey date or year (YYYY-MM-DD or YYYY) when its files do not say it "
              "(ACQUISITION_DATE tag, IGN BD ORTHO names): every Sentinel-2 date must fall in that year, "
              "else refused or a warning by --coverage-policy",
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runtime", choices=("torch", "compile", "onnx"), default="torch",
-                        help="compile: the network compiled by torch.compile on its device, any model "
-                             "(tens of seconds to compile, once per process); onnx: an aerial U-Net in "
-                             "ONNX Runtime, CPU only, fastest on CPUs (pip install 'flairlc[onnx]'); "
-                             "default torch")
+    parser.add_argument("--device", default="cpu", help="torch device of the model: cpu, cuda, cuda:N, mps (default cpu)")
+
+
+def _map_flag(name: str) -> str:
+    """The command-line spelling of a map option: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _map_options(args: argparse.Namespace):
+    """The :class:`~flairlc.map_options.MapOptions` of a parsed ``map`` or ``map-area`` command
+    (a bad value: a ValueError naming the option as typed, ``--batch-size 0: …``)."""
+    import dataclasses
+
+    from flairlc.map_options import MapOptionError, MapOptions
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(MapOptions) if f.metadata["help"] is not None}
+    try:  # (--probabilities: map's file or map-area's flag)
+        return MapOptions(**given, probabilities=bool(args.probabilities))
+    except MapOptionError as error:
+        raise ValueError(error.message(_map_flag)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,6 +505,7 @@ def _map(args: argparse.Namespace) -> int:
     from flairlc.mapping import map_raster, polygonize_map
     from flairlc.outputs import check_writable, refuse_inputs_as_outputs
 
+    options = _map_options(args)
     refuse_inputs_as_outputs({"--out": args.out, "--probabilities": args.probabilities, "--vector": args.vector},
                              {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
                               "--sentinel": args.sentinel})
@@ -507,22 +515,19 @@ def _map(args: argparse.Namespace) -> int:
     device = args.device
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
-    _check_device(device, args.runtime)
+    _check_device(device, options.runtime)
     predictor = load_trained_model(args.checkpoint, map_location=device)
-    if args.runtime != "torch":
+    if options.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 
-        predictor = with_runtime(predictor, args.runtime)
+        predictor = with_runtime(predictor, options.runtime)
     predictor_id = f"{args.checkpoint.resolve()}:{args.checkpoint.stat().st_mtime_ns}"
     if args.vector and rank == 0:
         check_writable(args.vector, "GeoPackage output")  # before hours of inference, not after
     result = map_raster(
-        predictor, args.aerial, args.out, elevation_path=args.elevation, sentinel_dir=args.sentinel,
-        window=args.window, overlap=args.overlap, batch_size=args.batch_size,
-        probabilities_path=args.probabilities, resolution_policy=args.resolution_policy,
-        coverage_policy=args.coverage_policy, device=device,
-        predictor_id=predictor_id, rank=rank, world_size=world_size, aerial_bands=args.aerial_bands,
-        max_window=args.max_window, precision=args.precision, aerial_date=args.aerial_date,
+        predictor, args.aerial, args.out, args.elevation, args.sentinel, options=options,
+        probabilities_path=args.probabilities, aerial_date=args.aerial_date, device=device,
+        predictor_id=predictor_id, rank=rank, world_size=world_size,
     )
     if rank != 0:
         return 0
@@ -539,6 +544,7 @@ def _map_area(args: argparse.Namespace) -> int:
     from flairlc.mapping.job import MapJob, parse_shard, run_local
     from flairlc.outputs import check_writable, refuse_inputs_as_outputs
 
+    options = _map_options(args)
     job_files = ("job.json", "inputs", "tiles", "failures", "map.vrt", "map.qml", "probabilities.vrt", "summary.json")
     refuse_inputs_as_outputs({"--out": [args.out, *(args.out / name for name in job_files)], "--single-cog": args.single_cog},
                              {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
@@ -546,21 +552,17 @@ def _map_area(args: argparse.Namespace) -> int:
     if args.single_cog:
         check_writable(args.single_cog, "single COG")  # before the tiles, not after them
     if args.engine == "local":
-        _check_device(args.device, args.runtime)
-    elif args.runtime == "onnx" and args.gpus_per_tile:
+        _check_device(args.device, options.runtime)
+    elif options.runtime == "onnx" and args.gpus_per_tile:
         raise ValueError("--runtime onnx runs on the CPU: drop --gpus-per-tile")
 
-    options = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch_size,
-               "max_window": args.max_window, "precision": args.precision, "aerial_bands": args.aerial_bands,
-               "resolution_policy": args.resolution_policy, "coverage_policy": args.coverage_policy,
-               "probabilities": args.probabilities, "runtime": args.runtime}
     aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
     elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
     if args.finish_only and not (args.out / "job.json").is_file():
         raise ValueError(f"--finish-only: {args.out} holds no map job (no job.json): nothing to finish; "
                          "map it first (the same command without --finish-only)")
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
-                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, **options)
+                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, options=options)
     shard = parse_shard(args.shard) if args.engine == "local" else None
     if args.shard and args.engine != "local":
         raise ValueError("--shard splits the tiles without an engine: use it with --engine local")

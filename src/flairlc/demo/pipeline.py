@@ -37,7 +37,7 @@ from flairlc.demo.figures import (
 from flairlc.demo.recipe import CpuRecipe, SyntheticSize
 from flairlc.demo.report import ModelResult, ReportContext, terminal_table, write_report
 from flairlc.evaluation import EvaluationResult
-from flairlc.mapping import compute_areas, compute_change, map_raster
+from flairlc.mapping import MapOptions, compute_areas, compute_change, map_raster
 from flairlc.training import SegmentationTask
 
 #: The paper's reported results on the FLAIR #2 test set (model, inputs, mIoU).
@@ -181,7 +181,7 @@ def map_two_years(task: SegmentationTask, out: Path, settings: DemoSettings, see
         result = map_raster(
             task, year.aerial, out / f"map_{year.year}.tif", elevation_path=year.elevation,
             sentinel_dir=year.sentinel if task.uses_sentinel else None,
-            window=settings.map_window, overlap=settings.map_overlap, batch_size=4, progress=True,
+            options=MapOptions(window=settings.map_window, overlap=settings.map_overlap, batch_size=4), progress=True,
         )
         maps.append(result)
     areas = compute_areas(maps[-1].map_path, out_dir=out / "areas")

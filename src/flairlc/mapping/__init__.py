@@ -1,12 +1,14 @@
 """Mapping any area: large-raster inference, land-cover statistics and change between years.
 
 * :func:`map_raster`: tiled, blended, resumable inference of a trained :class:`Predictor` over a
-  GeoTIFF/VRT of any size, written as a Cloud-Optimized GeoTIFF with a colour table and QGIS style.
+  GeoTIFF/VRT of any size, written as a Cloud-Optimized GeoTIFF with a colour table and QGIS style;
+  :class:`MapOptions` says how (window, overlap, batch size, precision, policies…).
 * :func:`compute_areas`: area per class (m², ha, %), overall and per zone polygon.
 * :func:`compute_change`: transition matrix, change raster and summaries between two maps.
 * :func:`polygonize_map`: the map as GeoPackage polygons.
 """
 
+from flairlc.map_options import MapOptions
 from flairlc.mapping.areas import AreaTable, ZoneAreas, compute_areas
 from flairlc.mapping.blending import blend_weights, window_starts
 from flairlc.mapping.change import ChangeResult, compute_change
@@ -23,6 +25,7 @@ __all__ = [
     "COVERAGE_POLICIES",
     "ChangeResult",
     "CoverageError",
+    "MapOptions",
     "MapResult",
     "MappingInputError",
     "Predictor",

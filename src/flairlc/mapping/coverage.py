@@ -35,11 +35,10 @@ from pathlib import Path
 
 from rasterio.warp import transform_bounds
 
+from flairlc.map_options import COVERAGE_POLICIES
 from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition
 from flairlc.mapping.errors import MappingInputError
 
-#: The coverage policies of :func:`flairlc.mapping.map_raster`.
-COVERAGE_POLICIES = ("error", "warn")
 #: An input may fall short of the aerial extent by this many of its own pixels and still cover it.
 COVERAGE_TOLERANCE_PX = 1.0
 

@@ -13,9 +13,11 @@ every node sees, at the same path (as the inputs and the checkpoint).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
+from flairlc.map_options import MapOptions
 from flairlc.mapping.job import (
     MapJob,
     RunResult,
@@ -27,15 +29,16 @@ from flairlc.mapping.job import (
 )
 
 
-def _tile_task(root: str, name: str, device: str, threads: int) -> TileOutcome:
-    """Ray task: map tile ``name`` of the job in ``root`` (in a worker process)."""
+def _tile_task(root: str, name: str, device: str, threads: int, options: MapOptions) -> TileOutcome:
+    """Ray task: map tile ``name`` of the job in ``root`` (in a worker process) with the driver's
+    ``options`` (those of ``job.json``, and the driver's reader threads…)."""
     import torch
 
     torch.set_num_threads(threads)
-    job = _open_job(root)
+    job = dataclasses.replace(_open_job(root), options=options)
     if device == "cuda" and not torch.cuda.is_available():
         device = "cpu"
-    predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"], job.spec["map"]["runtime"])
+    predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"], options.runtime)
     return map_tile(job, job.task(name), predictor, device)
 
 
@@ -95,7 +98,7 @@ def run_ray(
             kwargs["address"] = address
         ray.init(**{**kwargs, **(init_kwargs or {})})
         started = True
-    device = "cuda" if gpus_per_tile > 0 and job.spec["map"]["runtime"] != "onnx" else "cpu"  # (ONNX: CPU only)
+    device = "cuda" if gpus_per_tile > 0 and job.options.runtime != "onnx" else "cpu"  # (ONNX: CPU only)
     threads = max(1, int(round(cpus_per_tile)))
     remote = ray.remote(num_cpus=cpus_per_tile, num_gpus=gpus_per_tile, max_retries=retries,
                         retry_exceptions=True)(_tile_task)
@@ -107,7 +110,7 @@ def run_ray(
             if job.is_done(task.name):
                 accounting.add(TileOutcome(task.name, "skipped"))
             else:
-                refs[remote.remote(root, task.name, device, threads)] = task.name
+                refs[remote.remote(root, task.name, device, threads, job.options)] = task.name
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:

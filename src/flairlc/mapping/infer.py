@@ -35,7 +35,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from flairlc import nomenclature
 from flairlc.data.bands import AERIAL_BANDS
+from flairlc.map_options import MapOptions
 from flairlc.mapping.acquisition import read_acquisition
 from flairlc.mapping.blending import blend_weights, fit_window, window_starts
 from flairlc.mapping.cog import finalize_cog, working_profile
@@ -58,10 +59,6 @@ from flairlc.mapping.predictor import Predictor
 from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable, same_file, write_json
 
-#: Default width of a column band, pixels (bounds the accumulator's memory).
-DEFAULT_BAND_WIDTH_PX = 4096
-#: Largest window side chosen by default for aerial-only models, pixels (:func:`fit_window`).
-DEFAULT_MAX_WINDOW_PX = 1024
 #: Window side of models that read Sentinel-2: the FLAIR patch they were trained on, pixels.
 SENTINEL_MODEL_WINDOW_PX = 512
 #: Seconds between checks of the other ranks' progress by rank 0.
@@ -256,23 +253,22 @@ class _Mapper:
     """
 
     def __init__(self, predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None,
-                 layout: _Layout, batch_size: int, device: str, with_proba: bool, prefetch: int = 2,
-                 bf16: bool = False, read_threads: int | None = None) -> None:
+                 layout: _Layout, options: MapOptions, device: str, with_proba: bool) -> None:
         self.predictor = predictor
         self.source = source
         self.sentinel = sentinel
         self.layout = layout
-        self.batch_size = batch_size
+        self.batch_size = options.batch_size
         self.device = torch.device(device)
         self.with_proba = with_proba
         self.weights = torch.from_numpy(blend_weights(layout.window)).to(self.device)
         self.windows_predicted = 0
         #: Batches read ahead while the model runs (0: read in turn with the model, one thread).
-        self.prefetch = prefetch
+        self.prefetch = options.prefetch
         #: Threads reading windows (each through its own file handles).
-        self.read_threads = default_read_threads() if read_threads is None else read_threads
+        self.read_threads = default_read_threads() if options.read_threads is None else options.read_threads
         #: Run the model under bfloat16 autocast.
-        self.bf16 = bf16
+        self.bf16 = options.precision == "bf16"
         self.pin_memory = self.device.type == "cuda"
         if sentinel is not None:
             from flairlc.data.sentinel import SeriesPreprocessing
@@ -496,28 +492,18 @@ def map_raster(
     out_path: str | Path,
     elevation_path: str | Path | None = None,
     sentinel_dir: str | Path | None = None,
-    window: int | None = None,
-    overlap: int = 128,
-    batch_size: int = 4,
+    *,
+    options: MapOptions | None = None,
     probabilities_path: str | Path | None = None,
-    resolution_policy: str = "resample",
-    expected_resolution_m: float = 0.2,
-    coverage_policy: str = "error",
-    progress: bool = True,
+    aerial_date: str | None = None,
+    region: Window | None = None,
     device: str = "cpu",
     rank: int = 0,
     world_size: int = 1,
-    band_width: int = DEFAULT_BAND_WIDTH_PX,
-    merge_timeout_s: float = 24 * 3600.0,
+    progress: bool = True,
     predictor_id: str | None = None,
-    aerial_bands: Sequence[str] | str | None = None,
-    channels_last: bool = True,
-    max_window: int = DEFAULT_MAX_WINDOW_PX,
-    precision: str = "32",
-    prefetch: int = 2,
-    region: Window | None = None,
-    aerial_date: str | None = None,
-    read_threads: int | None = None,
+    merge_timeout_s: float = 24 * 3600.0,
+    expected_resolution_m: float = 0.2,
 ) -> MapResult:
     """Map an aerial raster of any size to a land-cover COG with a trained predictor.
 
@@ -526,7 +512,7 @@ def map_raster(
         aerial_path: GeoTIFF or VRT, uint8, with a CRS, holding the bands the predictor reads
             (its ``bands`` attribute, default R, G, B, NIR, elevation; elevation may come from
             ``elevation_path``): by default 3 bands are R, G, B, 4 are R, G, B, NIR and 5 are
-            R, G, B, NIR, elevation (``aerial_bands`` names them otherwise).
+            R, G, B, NIR, elevation (``options.aerial_bands`` names them otherwise).
         out_path: the class map to write: uint8 COG of zero-based class indices, nodata 255, with
             the nomenclature colour table, and ``MAP.qml`` beside it.
         elevation_path: single-band uint8 elevation raster, read by coordinates (any grid
@@ -534,54 +520,24 @@ def map_raster(
             aerial image has none.
         sentinel_dir: Sentinel-2 series folder (one GeoTIFF per date); used when the predictor
             ``uses_sentinel``.
-        window: window side, aerial pixels; None (default): for aerial-only models, the side up
-            to ``max_window`` that covers the raster with the fewest predicted pixels
-            (:func:`~flairlc.mapping.blending.fit_window`: one window for a raster up to
-            ``max_window``, 1.27 passes per pixel on 2 048 px instead of 1.56 with 512 px windows);
-            for models that read Sentinel-2, 512 (the FLAIR patch they were trained on).
-        overlap: least overlap between neighbouring windows, pixels (stride = window - overlap).
-        batch_size: windows per predictor call.
-        probabilities_path: optional K-band uint8 COG of probabilities x 255.
-        resolution_policy: ``"resample"`` other resolutions with a warning, or ``"error"``; for
-            every input (aerial 0.2 m, elevation 0.2 m, Sentinel-2 10 m).
+        options: how windows are cut and run through the model (:class:`~flairlc.map_options.MapOptions`:
+            window, overlap, batch size, precision, reader threads, band names, policies…);
+            None: ``MapOptions()``.
+        probabilities_path: optional K-band uint8 COG of probabilities x 255 (needed when
+            ``options.probabilities``).
         expected_resolution_m: expected pixel size, metres.
-        coverage_policy: ``"error"`` (default) or ``"warn"``: what an elevation raster or a
-            Sentinel-2 file that covers only part of the aerial image, or a series without the
-            cloud masks a model needs, does (:mod:`flairlc.mapping.coverage`). No overlap at all
-            is always an error.
         progress: show a progress bar (km² done, km²/h).
         device: torch device the batches are moved to (the predictor must already be there).
         rank, world_size: this process's share of the strips (see the module docstring).
-        band_width: width of the column bands, pixels; the blending buffer takes about
-            ``4 K window (band_width + 2 window)`` bytes (123 MB for K=13, window 512, 4096 px),
-            on ``device``. Add a batch of probabilities and GDAL's block cache (bounded by
-            ``GDAL_CACHEMAX``, 5 % of RAM by default): none of it grows with the raster size.
         merge_timeout_s: how long rank 0 waits for the other ranks, seconds.
         predictor_id: identifies the model for the resume check (e.g. the checkpoint path and
             its modification time); a run with another id starts over.
-        aerial_bands: the aerial image's bands in its order, e.g. ``"NIR,R,G"`` (default: by band
-            count, see ``aerial_path``).
-        channels_last: run the network in channels-last memory format when the predictor offers
-            it (``use_channels_last``, as :class:`~flairlc.training.SegmentationTask` does): 1.3x
-            faster on CPU (``benchmarks/RESULTS.md``); the predictor stays so after the call.
-        precision: ``"32"`` or ``"bf16"`` (bfloat16 autocast around the model, for GPUs; the
-            blending stays float32).
-        prefetch: batches of windows read ahead by background threads while the model runs
-            (0: none, windows read in turn with the model by this thread), so that a GPU does not
-            wait for the disk.
-        read_threads: threads reading windows in parallel when ``prefetch`` > 0, each through
-            its own file handles (None: one per available CPU, at most 8,
-            :func:`~flairlc.mapping.pipeline.default_read_threads`); GDAL's decoders get the
-            CPUs left per thread (``GDAL_NUM_THREADS``). The map does not depend on it.
         region: map only this pixel window ``(col_off, row_off, width, height)`` of the aerial
             image: the map covers it, reading exactly what a map of the whole image reads there
             (:func:`flairlc.mapping.job.map_tile` maps the tiles of a job so).
-        max_window: largest window side of the default window, pixels (memory grows with it:
-            a batch of 4 windows through a ResNet34 U-Net on CPU peaks 1.7 GB higher at 1 024²,
-            0.5 GB at 512²).
         aerial_date: the aerial image's survey date or year (``YYYY-MM-DD``, ``YYYY``), when its
             file does not say it: the Sentinel-2 dates must fall in that year
-            (:func:`~flairlc.mapping.coverage.check_dates`, by ``coverage_policy``).
+            (:func:`~flairlc.mapping.coverage.check_dates`, by ``options.coverage_policy``).
 
     Returns:
         a :class:`MapResult`.
@@ -594,14 +550,9 @@ def map_raster(
     out_path = Path(out_path)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
-    if precision not in ("32", "bf16"):
-        raise ValueError(f"precision must be '32' or 'bf16', not {precision!r}")
-    if window is not None and not 0 <= overlap < window:
-        raise ValueError(f"overlap ({overlap}) must be in [0, window={window})")
-    if not 0 <= overlap < max_window:
-        raise ValueError(f"overlap ({overlap}) must be in [0, max_window={max_window})")
+    options = MapOptions() if options is None else options
+    if options.probabilities and probabilities_path is None:
+        raise ValueError("options.probabilities: give probabilities_path, the file to write them to")
     with_proba = probabilities_path is not None
     nomen = predictor_nomenclature(predictor)
     if predictor.uses_sentinel and sentinel_dir is None:
@@ -612,41 +563,45 @@ def map_raster(
 
     preprocessing = getattr(predictor, "series_preprocessing", None)
     if hasattr(predictor, "use_channels_last"):
-        predictor.use_channels_last(channels_last)
+        predictor.use_channels_last(options.channels_last)
     bands = tuple(getattr(predictor, "bands", AERIAL_BANDS))
-    with AerialSource(aerial_path, elevation_path, resolution_policy, expected_resolution_m,
-                      coverage_policy, bands=bands, raster_bands=aerial_bands, region=region) as source:
+    with AerialSource(aerial_path, elevation_path, options.resolution_policy, expected_resolution_m,
+                      options.coverage_policy, bands=bands, raster_bands=options.aerial_bands,
+                      region=region) as source:
         sentinel = None
         if sentinel_dir:
             sentinel = SentinelSeries(
                 sentinel_dir, source.crs, predictor.reference_date, aerial=source.extent,
-                aerial_path=source.aerial_path, coverage_policy=coverage_policy,
-                resolution_policy=resolution_policy,
+                aerial_path=source.aerial_path, coverage_policy=options.coverage_policy,
+                resolution_policy=options.resolution_policy,
                 need_masks=bool(getattr(preprocessing, "filter_clouds", False)),
             )
         try:
             if sentinel is not None:
                 check_dates(sentinel.folder, sentinel.dates, read_acquisition(aerial_path, aerial_date),
-                            source.aerial_path, coverage_policy)
+                            source.aerial_path, options.coverage_policy)
                 source.restrict_to(sentinel.coverage)
             _check_outputs(out_path, probabilities_path, aerial_path, elevation_path)
+            window, overlap = options.window, options.overlap
             if window is None:
                 # Models with Sentinel-2 keep the window they were trained with (a FLAIR patch).
-                window = SENTINEL_MODEL_WINDOW_PX if predictor.uses_sentinel else fit_window(source.height, source.width, max_window, overlap)
+                window = (SENTINEL_MODEL_WINDOW_PX if predictor.uses_sentinel
+                          else fit_window(source.height, source.width, options.max_window, overlap))
                 if max(source.height, source.width) <= window:
                     overlap = 0  # one window covers the raster
-            layout = _Layout.build(source.height, source.width, window, overlap, max(band_width, window))
+            layout = _Layout.build(source.height, source.width, window, overlap, max(options.band_width, window))
             grid = {"crs": source.crs, "transform": source.transform, "width": source.width, "height": source.height}
             params = {
                 "aerial": _file_id(Path(aerial_path)),
                 "elevation": _file_id(Path(elevation_path)) if elevation_path else None,
                 "sentinel": str(Path(sentinel_dir).resolve()) if sentinel_dir else None,
                 "grid": [source.width, source.height, list(source.transform)[:6]],
-                "window": window, "overlap": overlap, "batch_size": batch_size, "band_width": band_width,
+                "window": window, "overlap": overlap, "batch_size": options.batch_size,
+                "band_width": options.band_width,
                 "num_classes": predictor.num_classes, "predictor": type(predictor).__qualname__,
                 "predictor_id": predictor_id,
                 "probabilities": with_proba, "rank": rank, "world_size": world_size,
-                "coverage_policy": coverage_policy,
+                "coverage_policy": options.coverage_policy,
                 "bands": list(bands), "aerial_bands": list(source.raster_bands),
                 "region": [int(v) for v in (region.col_off, region.row_off, region.width, region.height)] if region else None,
             }
@@ -657,8 +612,8 @@ def map_raster(
                 work.create(grid, predictor.num_classes, nomen)
                 work.save_done(params, done, complete=False)
             resumed = len(done)
-            result = _run_chunks(predictor, source, sentinel, layout, work, params, done, batch_size,
-                                 device, rank, world_size, progress, prefetch, precision, read_threads)
+            result = _run_chunks(predictor, source, sentinel, layout, work, params, done, options, device,
+                                 rank, world_size, progress)
         finally:
             if sentinel is not None:
                 sentinel.close()
@@ -693,9 +648,8 @@ def _check_outputs(out_path: Path, probabilities_path, aerial_path, elevation_pa
 
 
 def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSeries | None, layout: _Layout,
-                work: _WorkFiles, params: dict[str, Any], done: set[str], batch_size: int, device: str,
-                rank: int, world_size: int, progress: bool, prefetch: int = 2, precision: str = "32",
-                read_threads: int | None = None) -> tuple[float, int]:
+                work: _WorkFiles, params: dict[str, Any], done: set[str], options: MapOptions, device: str,
+                rank: int, world_size: int, progress: bool) -> tuple[float, int]:
     """Run this rank's unfinished chunks; returns (area mapped in this run in km², windows predicted).
 
     Strips go to a writer thread (:class:`~flairlc.mapping.pipeline.StripWriter`) that keeps the
@@ -703,8 +657,7 @@ def _run_chunks(predictor: Predictor, source: AerialSource, sentinel: SentinelSe
     """
     pixel_km2 = abs(source.transform.a * source.transform.e) / 1e6
     strips = list(layout.rank_strips(rank, world_size))
-    mapper = _Mapper(predictor, source, sentinel, layout, batch_size, device, work.proba is not None,
-                     prefetch=prefetch, bf16=precision == "bf16", read_threads=read_threads)
+    mapper = _Mapper(predictor, source, sentinel, layout, options, device, work.proba is not None)
 
     def chunk_px(i: int, b: int) -> int:
         r0, r1 = layout.strip_rows(i)

@@ -31,6 +31,7 @@ from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
 from flairlc.data.bands import AERIAL_BANDS, normalize_bands
+from flairlc.map_options import RESOLUTION_POLICIES
 from flairlc.mapping.coverage import Extent, check_policy, covered_part, pixel_size
 from flairlc.mapping.errors import MappingInputError, MappingReadError
 from flairlc.mapping.read_errors import gdal_cause, read_error
@@ -46,8 +47,6 @@ DEFAULT_RASTER_BANDS: dict[int, tuple[str, ...]] = {3: AERIAL_BANDS[:3], 4: AERI
 #: Pixels of the output grid around a failed window searched for the VRT member at fault (a
 #: ``WarpedVRT`` reads blocks of 512 px by default: a failing block may lie that far away).
 WARP_BLOCK_SEARCH_PX = 1024
-#: Resolution policies: resample other resolutions with a warning, or refuse them.
-RESOLUTION_POLICIES = ("resample", "error")
 
 __all__ = ["AERIAL_PIXEL_SIZE_M", "AerialSource", "MappingInputError", "MappingReadError", "SentinelSeries", "edge_read"]
 

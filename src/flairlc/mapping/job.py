@@ -43,7 +43,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ from rasterio.windows import Window
 
 from flairlc import nomenclature
 from flairlc.hashing import file_sha256
+from flairlc.map_options import MapOptions
 from flairlc.mapping.acquisition import ACQUISITION_TAG, AerialAcquisition, read_acquisition
 from flairlc.mapping.blending import fit_window, window_starts
 from flairlc.mapping.cog import crop_to_cog, finalize_cog
@@ -71,13 +72,6 @@ if TYPE_CHECKING:
 DEFAULT_TILE_PX = 10000
 #: Version of the job folder layout.
 JOB_FORMAT = 1
-
-#: Options of :func:`~flairlc.mapping.map_raster` a job passes on (and their defaults).
-MAP_OPTIONS: dict[str, Any] = {
-    "window": None, "overlap": 128, "batch_size": 4, "max_window": 1024, "precision": "32",
-    "aerial_bands": None, "resolution_policy": "resample", "coverage_policy": "error",
-    "probabilities": False, "runtime": "torch",
-}
 
 
 @dataclass(frozen=True)
@@ -122,11 +116,15 @@ class MapJob:
 
     Attributes:
         root: the job folder.
-        spec: what decides the map (inputs, checkpoint and its SHA-256, tiling, map options).
+        spec: what decides the map (inputs, checkpoint and its SHA-256, tiling, and as ``"map"``
+            the map options that decide it, :meth:`MapOptions.spec`): ``job.json``.
         grid: the job's pixel grid (the aerial mosaic's, clipped to the zone's bounding box).
         aerial: the orthophoto tiles (:class:`~flairlc.mapping.mosaic.Mosaic`).
         zone_geometry: the zone's polygons as one shapely geometry in the grid's CRS, or None.
         tasks: the output tiles, in row-major order.
+        options: how the tiles are mapped (:class:`~flairlc.map_options.MapOptions`, window
+            resolved): those of ``spec["map"]``, and the ones that do not change the map
+            (reader threads…) of the run; None: all from ``spec["map"]``.
     """
 
     root: Path
@@ -135,6 +133,13 @@ class MapJob:
     aerial: Mosaic
     zone_geometry: Any = None
     tasks: list[TileTask] = field(default_factory=list)
+    options: MapOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            self.options = MapOptions.from_spec(self.spec["map"])
+        elif self.options.spec() != self.spec["map"]:
+            raise ValueError(f"options {self.options.spec()} are not the job's {self.spec['map']}")
 
     # --- paths -------------------------------------------------------------------------------
     @property
@@ -180,8 +185,7 @@ class MapJob:
 
     def is_done(self, name: str) -> bool:
         """Whether tile ``name`` is finished (its COG exists: it is only ever renamed into place)."""
-        return self.tile_path(name).exists() and (not self.spec["map"]["probabilities"]
-                                                  or self.proba_path(name).exists())
+        return self.tile_path(name).exists() and (not self.options.probabilities or self.proba_path(name).exists())
 
     # --- creation ----------------------------------------------------------------------------
     @classmethod
@@ -195,7 +199,7 @@ class MapJob:
         zone: str | Path | None = None,
         tile_px: int = DEFAULT_TILE_PX,
         aerial_date: str | None = None,
-        **map_options: Any,
+        options: MapOptions | None = None,
     ) -> MapJob:
         """Create the job in ``root``, or reopen it when ``root`` holds the same job.
 
@@ -214,23 +218,20 @@ class MapJob:
                 tiles do not say it (:mod:`flairlc.mapping.acquisition`): the Sentinel-2 dates
                 must fall in that year (:func:`~flairlc.mapping.coverage.check_dates`). Written in
                 ``inputs/aerial.vrt``, where the tiles' maps read it; not part of ``job.json``.
-            map_options: :data:`MAP_OPTIONS` passed to :func:`~flairlc.mapping.map_raster`; the
-                window side is decided once for the area (``window``, else as ``map`` decides
-                it for one raster of the area: :func:`~flairlc.mapping.blending.fit_window` up
-                to ``max_window`` for aerial-only models, 512 for models that read Sentinel-2).
+            options: how the tiles are mapped (:class:`~flairlc.map_options.MapOptions`, default
+                ``MapOptions()``); the window side is decided once for the area (``window``, else
+                as ``map`` decides it for one raster of the area:
+                :func:`~flairlc.mapping.blending.fit_window` up to ``max_window`` for aerial-only
+                models, 512 for models that read Sentinel-2). Those that decide the map are
+                written in ``job.json`` (:meth:`MapOptions.spec`): reopening the job with others
+                is refused; the others (reader threads…) may change from run to run.
 
         Raises:
             MappingInputError: a missing or mismatching input, or ``root`` holding another job.
         """
-        unknown = set(map_options) - set(MAP_OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown map options {sorted(unknown)}: expected {sorted(MAP_OPTIONS)}")
         if tile_px < 64:
             raise ValueError(f"tile_px must be at least 64 (got {tile_px})")
-        options = {**MAP_OPTIONS, **map_options}
-        window = options["window"] or options["max_window"]
-        if not 0 <= options["overlap"] < window:
-            raise ValueError(f"overlap ({options['overlap']}) must be in [0, window={window})")
+        options = MapOptions() if options is None else options
         root = Path(root)
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
@@ -247,8 +248,8 @@ class MapJob:
         grid = _job_grid(aerial_mosaic.grid, zone_geometry)
         model = _trained_model(checkpoint)
         acquisition = read_acquisition([t.path for t in aerial_mosaic.tiles], aerial_date)
-        if options["window"] is None:
-            options["window"] = _default_window(model, grid, options)
+        if options.window is None:
+            options = replace(options, window=_default_window(model, grid, options))
         spec = {
             "format": JOB_FORMAT,
             "checkpoint": str(checkpoint.resolve()),
@@ -258,7 +259,7 @@ class MapJob:
             "sentinel": str(Path(sentinel).resolve()) if sentinel else None,
             "zone": str(Path(zone).resolve()) if zone else None,
             "tile_px": tile_px,
-            "map": options,
+            "map": options.spec(),
         }
         spec_path = root / "job.json"
         if spec_path.exists():
@@ -266,6 +267,10 @@ class MapJob:
                 previous = json.loads(spec_path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise MappingInputError(f"{spec_path} cannot be read ({error}): delete it to start over") from None
+            try:  # (the options as this version writes them: older job folders still resume)
+                previous["map"] = MapOptions.from_spec(previous.get("map", {})).spec()
+            except ValueError as error:
+                raise MappingInputError(f"{spec_path}: {error}: delete it to start over") from None
             if previous != spec:
                 keys = sorted(k for k in set(spec) | set(previous) if spec.get(k) != previous.get(k))
                 raise MappingInputError(
@@ -295,7 +300,7 @@ class MapJob:
             if fresh and not spec_path.exists():
                 _undo_start(root, made)
             raise
-        job = cls(root, spec, grid, aerial_mosaic, zone_geometry)
+        job = cls(root, spec, grid, aerial_mosaic, zone_geometry, options=options)
         job.tasks = job._plan()
         return job
 
@@ -307,6 +312,10 @@ class MapJob:
         if not spec_path.exists():
             raise MappingInputError(f"{root} holds no map job (no job.json)")
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        try:  # (older versions' job.json: options they did not write take their defaults)
+            spec["map"] = MapOptions.from_spec(spec.get("map", {})).spec()
+        except ValueError as error:
+            raise MappingInputError(f"{spec_path}: {error}") from None
         aerial = scan_tiles(spec["aerial"], "aerial")
         zone_geometry = _zone_geometry(Path(spec["zone"]), aerial.grid.crs) if spec["zone"] else None
         job = cls(root, spec, _job_grid(aerial.grid, zone_geometry), aerial, zone_geometry)
@@ -320,7 +329,7 @@ class MapJob:
         from shapely.geometry import box
 
         tile, g = self.spec["tile_px"], self.grid
-        window, overlap = self.spec["map"]["window"], self.spec["map"]["overlap"]
+        window, overlap = self.options.window, self.options.overlap
         rows = window_starts(g.height, window, window - overlap)
         cols = window_starts(g.width, window, window - overlap)
 
@@ -448,7 +457,7 @@ class MapJob:
         keep = {k: v for k, v in tags.items() if k.startswith("FLAIRLC_") and k not in ("FLAIRLC_TILE",)}
         write_vrt(self.mosaic_path, self.grid, tiles, 1, "uint8", nodata=nomenclature.NODATA_VALUE,
                   colormap=colormap, tags=keep)
-        if self.spec["map"]["probabilities"]:
+        if self.options.probabilities:
             probas = []
             for name in names:
                 with rasterio.open(self.proba_path(name)) as ds:
@@ -492,7 +501,7 @@ def _trained_model(checkpoint: Path) -> TrainedModel:
         raise MappingInputError(str(error)) from None
 
 
-def _check_inputs(root: Path, model: TrainedModel, options: dict[str, Any], sentinel,
+def _check_inputs(root: Path, model: TrainedModel, options: MapOptions, sentinel,
                   acquisition: AerialAcquisition | None, aerial_name: Path) -> None:
     """Before any tile: the mosaics hold the bands the model reads, at a usable resolution, and the
     elevation and the Sentinel-2 series cover the aerial tiles in space and time (as ``map``
@@ -503,26 +512,26 @@ def _check_inputs(root: Path, model: TrainedModel, options: dict[str, Any], sent
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
     elevation = root / "inputs" / "elevation.vrt"
     with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() and model.uses_aerial else None,
-                      options["resolution_policy"], coverage_policy=options["coverage_policy"],
+                      options.resolution_policy, coverage_policy=options.coverage_policy,
                       bands=model.bands if model.uses_aerial else ("R",),
-                      raster_bands=options["aerial_bands"]) as source:
+                      raster_bands=options.aerial_bands) as source:
         if sentinel is not None and model.uses_sentinel:
             series = SentinelSeries(sentinel, source.crs, model.reference_date, aerial=source.extent,
-                                    aerial_path=source.aerial_path, coverage_policy=options["coverage_policy"],
-                                    resolution_policy=options["resolution_policy"],
+                                    aerial_path=source.aerial_path, coverage_policy=options.coverage_policy,
+                                    resolution_policy=options.resolution_policy,
                                     need_masks=model.series_preprocessing.filter_clouds)
             series.close()
-            check_dates(series.folder, series.dates, acquisition, aerial_name, options["coverage_policy"])
+            check_dates(series.folder, series.dates, acquisition, aerial_name, options.coverage_policy)
 
 
-def _default_window(model: TrainedModel, grid: Grid, options: dict[str, Any]) -> int:
+def _default_window(model: TrainedModel, grid: Grid, options: MapOptions) -> int:
     """The window ``map`` would use over one raster of the area: 512 for models that read
     Sentinel-2 (their training patch), else :func:`fit_window` up to ``max_window``."""
     from flairlc.mapping.infer import SENTINEL_MODEL_WINDOW_PX
 
     if model.uses_sentinel:
         return SENTINEL_MODEL_WINDOW_PX
-    return fit_window(grid.height, grid.width, options["max_window"], options["overlap"])
+    return fit_window(grid.height, grid.width, options.max_window, options.overlap)
 
 
 def _zone_geometry(path: Path, crs):
@@ -586,7 +595,7 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
     t0 = time.perf_counter()
     work = job.root / "work"
     tiles_here = job.aerial.tiles_in(job.grid.window_grid(*task.context).bounds)
-    options = job.spec["map"]
+    options = job.options
     nodata_km2 = job.tile_km2(task)
     empty = not tiles_here
     outside = _outside_zone(job, task)
@@ -597,13 +606,10 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
         col, row = job.grid_offset
         region = Window(task.context[0] + col, task.context[1] + row, task.context[2], task.context[3])
         context_map = work / f"{task.name}.context.tif"
-        context_proba = work / f"{task.name}.context.proba.tif" if options["probabilities"] else None
+        context_proba = work / f"{task.name}.context.proba.tif" if options.probabilities else None
         result = _without_date_warnings(map_raster)(
-            predictor, job.aerial_vrt, context_map, region=region, elevation_path=job.elevation_vrt, sentinel_dir=job.spec["sentinel"],
-            window=options["window"], overlap=options["overlap"], batch_size=options["batch_size"],
-            max_window=options["max_window"], precision=options["precision"], aerial_bands=options["aerial_bands"],
-            resolution_policy=options["resolution_policy"], coverage_policy=options["coverage_policy"],
-            probabilities_path=context_proba, progress=False, device=device,
+            predictor, job.aerial_vrt, context_map, job.elevation_vrt, job.spec["sentinel"], options=options,
+            region=region, probabilities_path=context_proba, progress=False, device=device,
             predictor_id=job.spec["checkpoint_sha256"],
         )
         if context_proba is not None:
@@ -659,7 +665,7 @@ def _write_nodata_tile(job: MapJob, task: TileTask, predictor: Any, tags: dict[s
     work = job.root / "work" / f"{task.name}.nodata.tif"
     work.parent.mkdir(parents=True, exist_ok=True)
     outputs = [(work, job.tile_path(task.name), 1, nomenclature.NODATA_VALUE)]
-    if job.spec["map"]["probabilities"]:
+    if job.options.probabilities:
         outputs.append((work.with_suffix(".proba.tif"), job.proba_path(task.name), predictor.num_classes, None))
     for path, _, count, nodata in outputs:
         with rasterio.open(path, "w", **working_profile(template, count, "uint8", nodata)) as ds:
@@ -783,7 +789,7 @@ def run_local(
                 continue
             if predictor is None:
                 predictor = load_predictor(job.spec["checkpoint"], device, job.spec["checkpoint_sha256"],
-                                           job.spec["map"]["runtime"])
+                                           job.options.runtime)
             for attempt in range(1, retries + 2):
                 try:
                     accounting.add(tile_function(job, task, predictor, device))

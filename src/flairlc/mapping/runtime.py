@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 
-#: The runtimes ``map`` and ``map-area`` offer.
-RUNTIMES = ("torch", "compile", "onnx")
+from flairlc.map_options import RUNTIMES
 
 
 class OnnxPredictor:
