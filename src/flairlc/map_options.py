@@ -57,7 +57,8 @@ class MapOptions:
             :func:`~flairlc.mapping.job.load_predictor`); :func:`~flairlc.mapping.map_raster`
             runs the predictor it is given.
         read_threads: threads reading windows, each through its own file handles (None: one per
-            available CPU, at most 8, :func:`~flairlc.mapping.pipeline.default_read_threads`).
+            available CPU, at most 8, half as many for JPEG2000,
+            :func:`~flairlc.mapping.pipeline.default_read_threads`).
             Does not change the map.
         aerial_bands: the aerial image's bands in its order, e.g. ``"NIR,R,G"`` (a sequence is
             accepted and joined); None: by band count (3: R, G, B; 4: + NIR; 5: + elevation).
@@ -93,7 +94,8 @@ class MapOptions:
                                     "of seconds to compile, once per process); onnx: an aerial U-Net in ONNX Runtime, "
                                     "CPU only, fastest on CPUs (pip install 'flairlc[onnx]')", RUNTIMES)
     read_threads: int | None = _option(None, "threads reading windows, each with its own file handles (default: one "
-                                             "per available CPU, at most 8); the map does not depend on it",
+                                             "per available CPU, at most 8; half as many for JPEG2000, each with 2 "
+                                             "decoder threads); the map does not depend on it",
                                        minimum=1, decides_map=False)
     aerial_bands: str | None = _option(None, "the aerial raster's bands in order when not the default, e.g. NIR,R,G")
     resolution_policy: str = _option(

@@ -266,7 +266,7 @@ class _Mapper:
         #: Batches read ahead while the model runs (0: read in turn with the model, one thread).
         self.prefetch = options.prefetch
         #: Threads reading windows (each through its own file handles).
-        self.read_threads = default_read_threads() if options.read_threads is None else options.read_threads
+        self.read_threads = default_read_threads(source.decodes_jpeg2000) if options.read_threads is None else options.read_threads
         #: Run the model under bfloat16 autocast.
         self.bf16 = options.precision == "bf16"
         self.pin_memory = self.device.type == "cuda"

@@ -191,6 +191,9 @@ class AerialSource:
         if src.crs is None:
             raise MappingInputError(f"aerial image {path} has no CRS: georeference it first")
         self.raster_bands = self._band_names(path, src.count)
+        #: The aerial pixels are JPEG2000 (a .jp2, or a VRT over .jp2 tiles): fewer reader
+        #: threads, more decoder threads each (:func:`~flairlc.mapping.pipeline.default_read_threads`).
+        self.decodes_jpeg2000 = src.driver.startswith("JP2") or any(f.lower().endswith(".jp2") for f in src.files)
         # GDAL flags the 4th band of a 4-band RGB GeoTIFF as alpha, and would mask pixels whose
         # NIR is 0. Every band here is data: only the nodata value (if any) marks nodata then.
         self._alpha_is_data = ColorInterp.alpha in src.colorinterp

@@ -28,6 +28,11 @@ R = TypeVar("R")
 #: Most reader threads chosen by default (more rarely pay: the model's thread and the writer's
 #: need cores too, and the disk's bandwidth is shared).
 MAX_DEFAULT_READ_THREADS = 8
+#: CPUs per default reader thread on JPEG2000. OpenJPEG decodes the 2-4 code tiles a window
+#: touches in parallel, and readers on neighbouring columns each decode the code tiles their
+#: windows share: on 2 cores one reader with 2 decoder threads mapped 1.2-1.4x faster than two
+#: readers with one each (benchmarks/RESULTS.md).
+JPEG2000_CPUS_PER_READER = 2
 #: Seconds between flushes of the working files (and saves of the resume sidecar).
 FLUSH_EVERY_S = 5.0
 
@@ -40,9 +45,12 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_read_threads() -> int:
-    """Reader threads by default: one per available CPU, at most :data:`MAX_DEFAULT_READ_THREADS`."""
-    return min(available_cpus(), MAX_DEFAULT_READ_THREADS)
+def default_read_threads(jpeg2000: bool = False) -> int:
+    """Reader threads by default: one per available CPU, at most :data:`MAX_DEFAULT_READ_THREADS`;
+    for JPEG2000, one per :data:`JPEG2000_CPUS_PER_READER` CPUs, so that each reader's decoder
+    has threads of its own (:func:`decoder_threads`)."""
+    readers = min(available_cpus(), MAX_DEFAULT_READ_THREADS)
+    return max(1, readers // JPEG2000_CPUS_PER_READER) if jpeg2000 else readers
 
 
 def decoder_threads(read_threads: int) -> str:
