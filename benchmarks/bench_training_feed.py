@@ -24,6 +24,8 @@ On a GPU (the paper's settings, channels-last bf16, batch 10, 8 workers):
 
     python benchmarks/bench_training_feed.py --accelerator gpu --precision bf16-mixed --channels-last \\
         --patch-size 512 --dates 20 --batch-size 10 --num-workers 8 --warmup 5 --steps 20 --rounds 3
+
+(with ``PYTHONPATH`` on an older ``src`` for the figures of the code before a change).
 """
 
 from __future__ import annotations
