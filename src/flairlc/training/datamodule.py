@@ -61,7 +61,8 @@ class FlairDataModule(L.LightningDataModule):
         geo_enc_size: size of the centroid encoding in the metadata vector.
         toy: use the toy trees (None: the full trees when present).
         predict_split: split used by ``predict_dataloader``.
-        pin_memory: pin batches in page-locked memory (for GPUs).
+        pin_memory: pin batches in page-locked memory, so that their copy to a GPU runs
+            asynchronously; None (default): when the Trainer's device is a CUDA GPU.
         profile: preprocessing profile, ``"flairlc"`` (this project's fixes) or ``"paper"`` (the
             official code's cloud filter rule, date sign and centroid encoding; see
             ``docs/fidelity.md``). Linked by the CLI to the model's, and stored with it.
@@ -86,7 +87,7 @@ class FlairDataModule(L.LightningDataModule):
         geo_enc_size: int = 32,
         toy: bool | None = None,
         predict_split: str = "test",
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         profile: str = "flairlc",
     ) -> None:
         super().__init__()
@@ -180,6 +181,15 @@ class FlairDataModule(L.LightningDataModule):
         for dataset in datasets:
             dataset.patch_size = patch_size
 
+    @property
+    def pins_memory(self) -> bool:
+        """Whether the loaders pin their batches: ``pin_memory``, or when None, whether the
+        Trainer's device is a CUDA GPU (a copy from pageable memory blocks the host)."""
+        if self.hparams["pin_memory"] is not None:
+            return bool(self.hparams["pin_memory"])
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         workers = self.hparams["num_workers"]
         dataset = self.datasets[name]
@@ -190,7 +200,7 @@ class FlairDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.shuffle_seed),
             num_workers=workers,
             collate_fn=collate_flair,
-            pin_memory=self.hparams["pin_memory"],
+            pin_memory=self.pins_memory,
             persistent_workers=workers > 0,
             drop_last=False,
             # Workers keep freed memory: a sample's 15 MiB of fresh pages cost 5-6 ms otherwise.

@@ -196,7 +196,13 @@ class SegmentationTask(TrainedModel, L.LightningModule):
             batch = augment_batch(batch)
         logits, aux_logits = self.forward_batch(batch)
         loss = self.loss(logits, aux_logits, batch["mask"])
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
+        # The step's loss goes to the loggers (every log_every_n_steps) and its epoch mean to the
+        # progress bar: a per-step value in the bar would be read back at every step, and that
+        # host synchronisation would keep the device from running ahead of the host.
+        batch_size = len(batch["mask"])
+        self.log("train_loss", loss, batch_size=batch_size)
+        self.log("train_loss_mean", loss, on_step=False, on_epoch=True, prog_bar=True, logger=False,
+                 sync_dist=True, batch_size=batch_size)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
