@@ -6,7 +6,6 @@ import copy
 import warnings
 from pathlib import Path
 
-import lightning as L
 import rasterio
 import torch
 from rasterio.errors import NotGeoreferencedWarning
@@ -71,7 +70,8 @@ class FlairHubDataModule(FlairDataModule):
         predict_split: str = "test",
         pin_memory: bool = False,
     ) -> None:
-        L.LightningDataModule.__init__(self)  # FlairDataModule's own set-up (trees, domains) is FLAIR #2's
+        # LightningDataModule's set-up, not FlairDataModule's (FLAIR #2's trees and validation domains).
+        super(FlairDataModule, self).__init__()
         modalities = list(modalities or ["aerial", "mask"])
         for name in modalities:
             hub_modality(name)  # an unknown name fails here, naming the known ones
