@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from flairlc import nomenclature
@@ -92,3 +93,10 @@ def test_fit_then_test_through_the_cli(config: str, bands: int, tiny_hub: Path, 
     trained = [k for k in range(19) if k not in UNTRAINED and union[k] > 0]
     assert evaluation["scores"]["miou"] == pytest.approx(np.mean(np.diag(matrix)[trained] / union[trained]), abs=1e-12)
     assert set(evaluation["domain_scores"]) == {next(iter(evaluation["domain_confusion_matrices"]))}
+    if bands == 4:  # predict writes each test patch's classes on its AERIAL_RGBI grid
+        main(["predict", *common, "--ckpt_path", "last"])
+        written = sorted((tmp_path / "run" / "predictions").glob("PRED_*.tif"))
+        test_patches = FlairHubDataset.from_root(tiny_hub, "test").patches
+        assert [p.name for p in written] == [f"PRED_{p.id}.tif" for p in test_patches]
+        with rasterio.open(written[0]) as pred, rasterio.open(test_patches[0].files["AERIAL_RGBI"]) as img:
+            assert pred.transform == img.transform and pred.read(1).max() <= 14
