@@ -40,7 +40,8 @@ class FlairHubDataModule(FlairDataModule):
     A subclass of :class:`FlairDataModule` so that the command line's ``data`` takes either
     (``class_path: flairlc.training.FlairHubDataModule``); it shares its loaders: the training
     shuffle is a function of the global seed and the epoch only, worker seeds come from a private
-    generator, and a resumed run sees the batches of an uninterrupted one.
+    generator, and a resumed run sees the batches of an uninterrupted one. FLAIR #2's own methods
+    (``dataset_kwargs``, ``validate_files``) do not apply: the datasets are built by :meth:`setup`.
 
     Args:
         root: FLAIR-HUB dataset root.
@@ -100,7 +101,7 @@ class FlairHubDataModule(FlairDataModule):
 
     @property
     def val_domains(self) -> list[str]:
-        """None: FLAIR-HUB's validation patches are those of the split file."""
+        """Empty: FLAIR-HUB's validation patches are the split file's ``valid`` ones, not drawn domains."""
         return []
 
     def setup(self, stage: str | None = None) -> None:
