@@ -430,8 +430,12 @@ def test_a_band_subset_model_trains_on_flair_batches_and_checks_its_inputs() -> 
     assert torch.equal(task._aerial_input(aerial), expected.float())
     with pytest.raises(ValueError, match="unknown aerial band 'SWIR'"):
         SegmentationTask(model="unet", bands=["R", "SWIR"])
-    with pytest.raises(ValueError, match=r"FLAIR's 5 bands.*got 3 channels"):
+    # FLAIR-HUB batches hold R, G, B, NIR: the same bands picked from 4 channels.
+    assert torch.equal(task._aerial_input(aerial[:, :4]), expected.float())
+    with pytest.raises(ValueError, match=r"reads bands \['NIR', 'R', 'G'\] but the aerial batch holds \['R', 'G', 'B'\]: NIR missing"):
         task.forward_batch({"aerial": aerial[:, :3]})
+    with pytest.raises(ValueError, match=r"aerial batches hold 1 to 5 bands .* got 6 channels"):
+        task.forward_batch({"aerial": torch.cat([aerial, aerial[:, :1]], 1)})
 
 
 def test_a_user_nomenclature_reaches_the_map_style_and_areas(tmp_path: Path) -> None:

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from flairlc import nomenclature as nomenclature_module
-from flairlc.data.bands import AERIAL_BANDS, band_indices, band_statistics, normalize_bands
+from flairlc.data.bands import (
+    AERIAL_BANDS,
+    band_indices,
+    band_statistics,
+    delivered_bands,
+    normalize_bands,
+)
 from flairlc.data.metadata import metadata_size
 from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
 from flairlc.inference.checkpoint import (
@@ -49,7 +55,8 @@ class TrainedModel(nn.Module):
         nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"``, or a JSON file /
             dict of classes (:func:`flairlc.nomenclature.get`).
         bands: the aerial bands the network reads, in its input order (default all 5, FLAIR's
-            order). Batches always hold FLAIR's 5 bands; the model picks its own.
+            order). Batches hold the first bands of FLAIR's order (FLAIR #2: all 5; FLAIR-HUB:
+            R, G, B, NIR, and elevation from its DEM); the model picks its own.
         active_classes: indices of the classes the model predicts (default: all); the others get
             probability 0 and never win an argmax.
         use_metadata: feed the encoded aerial metadata to the U-Net encoder.
@@ -216,13 +223,17 @@ class TrainedModel(nn.Module):
         return x.contiguous(memory_format=torch.channels_last) if self._channels_last else x
 
     def select_bands(self, aerial: torch.Tensor) -> torch.Tensor:
-        """The model's bands, in its order, from FLAIR's 5 aerial bands ``(B, 5, H, W)``."""
-        if aerial.shape[-3] != len(AERIAL_BANDS):
+        """The model's bands, in its order, from an aerial batch ``(B, C, H, W)`` holding the first
+        ``C`` bands of FLAIR's order (:func:`~flairlc.data.bands.delivered_bands`): FLAIR #2's 5,
+        FLAIR-HUB's R, G, B, NIR (and elevation from its DEM)."""
+        held = delivered_bands(aerial.shape[-3])
+        missing = [b for b in self.bands if b not in held]
+        if missing:
             raise ValueError(
-                f"aerial batches hold FLAIR's {len(AERIAL_BANDS)} bands {list(AERIAL_BANDS)} "
-                f"(the model picks its {list(self.bands)}), got {aerial.shape[-3]} channels"
+                f"the model reads bands {list(self.bands)} but the aerial batch holds {list(held)}: "
+                f"{', '.join(missing)} missing (FLAIR-HUB: load the 'dem' modality for elevation)"
             )
-        if self.bands == AERIAL_BANDS:
+        if self.bands == held:
             return aerial
         return aerial.index_select(-3, self.band_index)
 

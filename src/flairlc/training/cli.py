@@ -2,7 +2,9 @@
 
 Every argument of :class:`~flairlc.training.SegmentationTask` (``--model.*``),
 :class:`~flairlc.training.FlairDataModule` (``--data.*``) and the Trainer (``--trainer.*``) can be set
-in a YAML file given with ``--config`` and overridden on the command line.
+in a YAML file given with ``--config`` and overridden on the command line. ``data`` is a FLAIR #2
+data module unless it names another class: ``class_path: flairlc.training.FlairHubDataModule``
+(``init_args:`` its arguments) reads a FLAIR-HUB root.
 
 Each run has one fixed folder, ``--run_dir`` (``run_dir:`` in a config, e.g. ``runs/utt``), laid
 out as described in :mod:`flairlc.training.run`. The CLI owns the paths in it: every
@@ -79,6 +81,7 @@ class FlairCLI(LightningCLI):
             # masks with them (e.g. an imported 19-class model under a 13-class config).
             theirs = checkpoint["hyper_parameters"].get("nomenclature")
             data = self.config[subcommand].get("data")
+            data = data.get("init_args") if data is not None else None
             if theirs is not None and data is not None and not nomenclature_module.same(data.get("nomenclature", "baseline"), theirs):
                 if subcommand != "fit":
                     warnings.warn(f"{ckpt_path} predicts the {nomenclature_module.get(theirs).name!r} classes: "
@@ -95,12 +98,11 @@ class FlairCLI(LightningCLI):
         return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.nomenclature", "model.nomenclature")
-        parser.link_arguments("data.sat_patch_size", "model.sat_patch_size")
-        parser.link_arguments("data.reference_date", "model.reference_date")
-        parser.link_arguments("data.geo_enc_size", "model.geo_enc_size")
-        for key in ("filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "profile"):
-            parser.link_arguments(f"data.{key}", f"model.{key}")
+        # `data` is a FlairDataModule or a subclass (FlairHubDataModule): a link whose source the
+        # chosen class lacks (FLAIR-HUB has no cloud filter yet) leaves the model's default.
+        for key in ("nomenclature", "sat_patch_size", "reference_date", "geo_enc_size", "filter_clouds",
+                    "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "profile"):
+            parser.link_arguments(f"data.init_args.{key}", f"model.{key}")
         parser.add_argument(
             "--run_dir", type=str, default=DEFAULT_RUN_DIR,
             help="run folder: checkpoints in RUN_DIR/checkpoints, logs and config.yaml in RUN_DIR, "
@@ -128,7 +130,9 @@ class FlairCLI(LightningCLI):
 
     def before_fit(self) -> None:
         """Record the validation domains in use in ``config.yaml`` (drawn when not given)."""
-        self.config[self.subcommand].data.val_domains = self.datamodule.val_domains
+        data = self.config[self.subcommand].data.init_args
+        if "val_domains" in data:  # FLAIR #2's (FLAIR-HUB's validation patches are the split file's)
+            data.val_domains = self.datamodule.val_domains
 
     def before_test(self) -> None:
         """Have ``flairlc test`` write the full evaluation (JSON, CSV, PNG) in the run folder."""
@@ -247,6 +251,9 @@ def run_lightning_cli(args: list[str]) -> None:
         FlairCLI(
             SegmentationTask,
             FlairDataModule,
+            # `data: {root: …}` is a FlairDataModule, as before; `data: {class_path:
+            # flairlc.training.FlairHubDataModule, init_args: {…}}` reads a FLAIR-HUB root.
+            subclass_mode_data=True,
             seed_everything_default=DEFAULT_SEED,
             save_config_callback=FitConfigCallback,
             save_config_kwargs={"overwrite": True},

@@ -68,6 +68,9 @@ class FlairDataModule(L.LightningDataModule):
             ``docs/fidelity.md``). Linked by the CLI to the model's, and stored with it.
     """
 
+    #: Batches samples of the datasets (FLAIR-HUB's data module has its own).
+    collate = staticmethod(collate_flair)
+
     def __init__(
         self,
         root: str,
@@ -199,7 +202,7 @@ class FlairDataModule(L.LightningDataModule):
             sampler=EpochShuffleSampler(dataset, self.shuffle_seed) if shuffle else None,
             generator=torch.Generator().manual_seed(self.shuffle_seed),
             num_workers=workers,
-            collate_fn=collate_flair,
+            collate_fn=self.collate,
             pin_memory=self.pins_memory,
             persistent_workers=workers > 0,
             drop_last=False,

@@ -48,8 +48,9 @@ class SegmentationTask(TrainedModel, L.LightningModule):
             or a JSON file / dict of the user's classes (:func:`flairlc.nomenclature.get`); stored
             in full in checkpoints, so a checkpoint never depends on the file.
         bands: the aerial bands the model reads, in its input order, any of ``R``, ``G``, ``B``,
-            ``NIR``, ``elevation`` (default all 5, FLAIR's order). Batches always hold FLAIR's 5
-            bands; the model picks its own (:mod:`flairlc.data.bands`).
+            ``NIR``, ``elevation`` (default all 5, FLAIR's order). Batches hold the first bands of
+            FLAIR's order (FLAIR #2: all 5; FLAIR-HUB: R, G, B, NIR, and elevation from its DEM);
+            the model picks its own (:mod:`flairlc.data.bands`).
         active_classes: indices of the classes the model predicts (default: all). The others are
             weighted 0 in the loss and never win the argmax in ``test``, ``predict`` and ``map``
             (their probability is 0): e.g. the 4 untrained outputs of a 15-class FLAIR-INC model.
@@ -328,8 +329,8 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: t
 def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> None:
     """Raise a clear error when a data module's settings do not fit a task.
 
-    Checks the nomenclature (number of classes), the modalities the model reads, the Sentinel-2
-    window size and preprocessing, and the preprocessing profile (when the model reads the series
+    Checks the nomenclature (number of classes), the modalities and aerial bands the model reads,
+    the Sentinel-2 window size and preprocessing, and the preprocessing profile (when the model reads the series
     or the metadata, which the profile changes).
     """
     problems = []
@@ -348,6 +349,13 @@ def check_data_fits(task: SegmentationTask, data_hparams: dict[str, Any]) -> Non
         for key in ("sat_patch_size", "filter_clouds", "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "reference_date"):
             if key in data_hparams and data_hparams[key] != task.hparams[key]:
                 problems.append(f"the model was set up with {key}={task.hparams[key]!r}, the data uses {data_hparams[key]!r}")
+    delivered = data_hparams.get("aerial_bands")  # FLAIR-HUB's data module says; FLAIR #2's are all 5
+    lacking = [b for b in task.bands if b not in delivered] if delivered is not None and task.uses_aerial else []
+    if lacking:
+        problems.append(
+            f"the model reads aerial bands {list(task.bands)} but the data delivers {list(delivered)} "
+            f"({', '.join(lacking)} missing; FLAIR-HUB: load 'dem' for elevation, or set the model's bands)"
+        )
     profile = task.series_preprocessing.profile
     if {"sentinel", "metadata"} & set(task.required_modalities) and data_hparams.get("profile", profile) != profile:
         problems.append(f"the model was set up with profile={profile!r}, the data uses {data_hparams['profile']!r}")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flairlc.data.bands import elevation_digital_numbers
 from flairlc.data.collate import collate_flair, pad_series
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub.layout import (
@@ -32,6 +33,16 @@ from flairlc.data.hub.layout import (
 )
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, HubModality, hub_modality
 from flairlc.data.hub.readers import cosia_indices, read_hub_raster
+
+
+class HubRecord(NamedTuple):
+    """The fields of FLAIR #2's :class:`~flairlc.data.layout.PatchRecord` that training reads
+    (per-domain scores, predictions written on the patch's grid)."""
+
+    id: str
+    domain: str  #: the domain-year, e.g. ``D006-2020``
+    aerial_path: Path  #: the ``AERIAL_RGBI`` file (any file of the patch without one)
+
 
 #: Dates of each time-series modality: dates file name → patch id → dates.
 DatesTable = Mapping[str, Mapping[str, Sequence[dt.date]]]
@@ -72,6 +83,10 @@ class FlairHubDataset(Dataset):
             ``"GLOBAL_SENTINEL2_MTD_DATES.gpkg"``) then patch id; needed for every requested time
             series (:meth:`from_root` reads them).
         reference_day: ``(month, day)`` of the reference of ``dates_days`` (IGN's default 15 May).
+        aerial_elevation: deliver ``aerial`` as FLAIR #2's 5 bands, R, G, B, NIR and elevation,
+            the elevation being ``DSM − DTM`` of ``DEM_ELEV`` in digital numbers (uint8,
+            :func:`flairlc.data.bands.elevation_digital_numbers`); needs ``aerial`` and ``dem``
+            among the modalities, and ``dem`` is then left out of the sample.
 
     Raises:
         ValueError: an unknown modality.
@@ -88,9 +103,18 @@ class FlairHubDataset(Dataset):
         modalities: Sequence[str] = ("aerial", "mask"),
         dates: DatesTable | None = None,
         reference_day: tuple[int, int] = HUB_REFERENCE_DAY,
+        aerial_elevation: bool = False,
     ) -> None:
         self.patches = list(patches)
         self.modalities: tuple[HubModality, ...] = tuple(hub_modality(m) for m in modalities)
+        if aerial_elevation and not {"aerial", "dem"} <= {m.key for m in self.modalities}:
+            raise ValueError("aerial_elevation derives the elevation band from DEM_ELEV: load both 'aerial' and 'dem'")
+        self.aerial_elevation = bool(aerial_elevation)
+        #: What the training stage reads of each patch (id, domain-year, the file giving its grid).
+        self.records = [
+            HubRecord(p.id, p.domain_year, p.files.get("AERIAL_RGBI") or next(iter(p.files.values()), Path()))
+            for p in self.patches
+        ]
         dt.date(2021, *reference_day)  # raises ValueError on a day that does not exist
         self.reference_day = tuple(reference_day)
         self.dates = {name: dict(table) for name, table in (dates or {}).items()}
@@ -141,6 +165,10 @@ class FlairHubDataset(Dataset):
                 sample.update(self._series(patch, modality, path, array))
             else:
                 sample[modality.key] = torch.from_numpy(_as_model_dtype(array))
+        if self.aerial_elevation:
+            dem = sample.pop("dem").numpy()
+            elevation = torch.from_numpy(elevation_digital_numbers(dem[0], dem[1]))
+            sample["aerial"] = torch.cat([sample["aerial"], elevation[None]])
         return sample
 
     def series_dates(self, patch: HubPatch, modality: HubModality) -> list[dt.date]:

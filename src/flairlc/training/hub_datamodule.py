@@ -1,0 +1,155 @@
+"""`FlairHubDataModule`: a FLAIR-HUB root's official splits as Lightning data loaders."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import rasterio
+import torch
+from rasterio.errors import NotGeoreferencedWarning
+
+from flairlc import nomenclature as nomenclature_module
+from flairlc.data.bands import AERIAL_BANDS
+from flairlc.data.errors import FlairDataError
+from flairlc.data.hub import FlairHubDataset, collate_hub, hub_modality
+from flairlc.data.hub.modalities import SPLIT_COLUMNS, SPLIT_GPKG
+from flairlc.training.datamodule import FlairDataModule
+
+#: The nomenclature of FLAIR-HUB's land-cover labels (``AERIAL_LABEL-COSIA``).
+HUB_NOMENCLATURE = "cosia"
+#: Side of FLAIR-HUB's Sentinel-2 patches, pixels (10.24 m over the 102.4 m footprint).
+HUB_SAT_PATCH_SIZE = 10
+
+
+class FlairHubDataModule(FlairDataModule):
+    """Train, validation, test and prediction loaders over a FLAIR-HUB root.
+
+    The patches of each split are those that ``split_column`` of
+    ``GLOBAL_ALL_MTD/GLOBAL_ALL_MTD_SPLIT.gpkg`` puts in ``train``, ``valid`` and ``test`` (IGN's
+    ``split_1`` … ``split_5``, ``split_flairchallenge``); samples come from
+    :class:`~flairlc.data.hub.FlairHubDataset` and are batched by
+    :func:`~flairlc.data.hub.collate_hub`, with FLAIR #2's keys: ``aerial`` holds R, G, B, NIR
+    (uint8), and elevation as a fifth band when ``dem`` is loaded (``DSM − DTM``,
+    :func:`flairlc.data.bands.elevation_digital_numbers`), so that one model reads either dataset
+    (:mod:`flairlc.data.bands`); ``sentinel``/``dates_days``/``sentinel_pad_mask`` the
+    Sentinel-2 series; ``mask`` CoSIA's 19 classes (IGN trains 15: give the model
+    ``active_classes: [0, …, 14]``).
+
+    A subclass of :class:`FlairDataModule` so that the command line's ``data`` takes either
+    (``class_path: flairlc.training.FlairHubDataModule``); it shares its loaders: the training
+    shuffle is a function of the global seed and the epoch only, worker seeds come from a private
+    generator, and a resumed run sees the batches of an uninterrupted one. FLAIR #2's own methods
+    (``dataset_kwargs``, ``validate_files``) do not apply: the datasets are built by :meth:`setup`.
+
+    Args:
+        root: FLAIR-HUB dataset root.
+        modalities: keys of the loaded modalities: ``aerial``, ``dem``, ``sentinel``, ``mask`` (and
+            any other of :data:`~flairlc.data.hub.HUB_MODALITIES`); default ``[aerial, mask]``.
+        split_column: the split scheme, one of ``split_1`` … ``split_5``, ``split_flairchallenge``.
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes.
+        nomenclature: the classes of the labels: ``"cosia"`` (linked by the CLI to the model's).
+        sat_patch_size: Sentinel-2 patch side, pixels (10 in FLAIR-HUB; checked against the files
+            at setup; linked by the CLI to the model's).
+        predict_split: split used by ``predict_dataloader``.
+        pin_memory: pin batches in page-locked memory (for GPUs).
+    """
+
+    collate = staticmethod(collate_hub)
+
+    def __init__(
+        self,
+        root: str,
+        modalities: list[str] | None = None,
+        split_column: str = "split_1",
+        batch_size: int = 10,
+        num_workers: int = 0,
+        nomenclature: str = HUB_NOMENCLATURE,
+        sat_patch_size: int = HUB_SAT_PATCH_SIZE,
+        predict_split: str = "test",
+        pin_memory: bool = False,
+    ) -> None:
+        # LightningDataModule's set-up, not FlairDataModule's (FLAIR #2's trees and validation domains).
+        super(FlairDataModule, self).__init__()
+        modalities = list(modalities or ["aerial", "mask"])
+        for name in modalities:
+            hub_modality(name)  # an unknown name fails here, naming the known ones
+        if split_column not in SPLIT_COLUMNS:
+            raise ValueError(f"unknown split column {split_column!r}: expected one of {', '.join(SPLIT_COLUMNS)}")
+        if not nomenclature_module.same(nomenclature, HUB_NOMENCLATURE):
+            raise ValueError(f"FLAIR-HUB's land-cover labels are CoSIA's: nomenclature must be 'cosia', got {nomenclature!r}")
+        if predict_split not in ("train", "valid", "val", "test"):
+            raise ValueError(f"unknown predict_split {predict_split!r}: expected train, valid or test")
+        self.save_hyperparameters()
+        self.hparams["modalities"] = modalities
+        self.hparams["nomenclature"] = nomenclature_module.portable(nomenclature)
+        #: The bands of the ``aerial`` batches (the task checks that it finds its own there).
+        self.hparams["aerial_bands"] = list(self.aerial_bands)
+        self._hparams_initial = copy.deepcopy(self._hparams)
+        self.shuffle_seed = torch.initial_seed()
+        self.datasets: dict[str, FlairHubDataset] = {}
+
+    @property
+    def aerial_bands(self) -> tuple[str, ...]:
+        """Bands of the ``aerial`` batches: R, G, B, NIR, and elevation when ``dem`` is loaded."""
+        modalities = self.hparams["modalities"]
+        if "aerial" not in modalities:
+            return ()
+        return AERIAL_BANDS if "dem" in modalities else AERIAL_BANDS[:4]
+
+    @property
+    def val_domains(self) -> list[str]:
+        """Empty: FLAIR-HUB's validation patches are the split file's ``valid`` ones, not drawn domains."""
+        return []
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the split file and build the datasets the stage needs."""
+        wanted = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",), "predict": ("predict",)}
+        for name in wanted.get(stage or "", ("train", "valid", "test")):
+            if name not in self.datasets:
+                self.datasets[name] = self._dataset(name)
+        if "valid" in self.datasets:
+            self.datasets["val"] = self.datasets["valid"]
+
+    def _dataset(self, name: str) -> FlairHubDataset:
+        h = self.hparams
+        split = h["predict_split"] if name == "predict" else name
+        modalities = [m for m in h["modalities"] if name != "predict" or not hub_modality(m).label]
+        elevation = "aerial" in modalities and "dem" in modalities
+        dataset = FlairHubDataset.from_root(
+            h["root"], split=split, split_column=h["split_column"], modalities=modalities, aerial_elevation=elevation
+        )
+        if not len(dataset):
+            raise FlairDataError(
+                Path(h["root"]) / "GLOBAL_ALL_MTD" / SPLIT_GPKG,
+                f"no {split} patch in {h['split_column']} among the patches of the root",
+            )
+        self._check_sizes(dataset)
+        return dataset
+
+    def _check_sizes(self, dataset: FlairHubDataset) -> None:
+        """Read every file's header: one size per modality, Sentinel-2 patches of ``sat_patch_size``.
+
+        Raises:
+            FlairDataError: naming the first file of another size, before any step.
+        """
+        sizes: dict[str, tuple[tuple[int, int], Path]] = {}
+        for patch in dataset.patches:
+            for modality in dataset.modalities:
+                path = patch.files[modality.name]
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                        with rasterio.open(path) as src:
+                            size = (src.height, src.width)
+                except (rasterio.errors.RasterioError, OSError) as error:
+                    raise FlairDataError(path, f"cannot read as a GeoTIFF ({error}); run `flairlc check` on the root") from None
+                if modality.time_series and size != (self.hparams["sat_patch_size"],) * 2:
+                    raise FlairDataError(path, f"{modality.name} is {size[0]} x {size[1]} px, the data module's sat_patch_size "
+                                         f"is {self.hparams['sat_patch_size']}")
+                first = sizes.setdefault(modality.name, (size, path))
+                if size != first[0]:
+                    raise FlairDataError(path, f"{modality.name} is {size[0]} x {size[1]} px but {first[1].name} is "
+                                         f"{first[0][0]} x {first[0][1]}: run `flairlc check` on the root")
