@@ -30,8 +30,8 @@ R = TypeVar("R")
 MAX_DEFAULT_READ_THREADS = 8
 #: CPUs per default reader thread on JPEG2000. OpenJPEG decodes the 2-4 code tiles a window
 #: touches in parallel, and readers on neighbouring columns each decode the code tiles their
-#: windows share: on 2 cores one reader with 2 decoder threads mapped 1.2-1.4x faster than two
-#: readers with one each (benchmarks/RESULTS.md).
+#: windows share: on 2 cores one reader with 2 decoder threads mapped 1.07x (idle) to 1.2x
+#: (loaded) faster than two readers with one each (benchmarks/RESULTS.md).
 JPEG2000_CPUS_PER_READER = 2
 #: Seconds between flushes of the working files (and saves of the resume sidecar).
 FLUSH_EVERY_S = 5.0

@@ -54,7 +54,7 @@ class FlairHubDataModule(FlairDataModule):
         sat_patch_size: Sentinel-2 patch side, pixels (10 in FLAIR-HUB; checked against the files
             at setup; linked by the CLI to the model's).
         predict_split: split used by ``predict_dataloader``.
-        pin_memory: pin batches in page-locked memory (for GPUs).
+        pin_memory: pin batches in page-locked memory (None: when the Trainer runs on a CUDA GPU).
     """
 
     collate = staticmethod(collate_hub)
@@ -69,7 +69,7 @@ class FlairHubDataModule(FlairDataModule):
         nomenclature: str = HUB_NOMENCLATURE,
         sat_patch_size: int = HUB_SAT_PATCH_SIZE,
         predict_split: str = "test",
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
     ) -> None:
         # LightningDataModule's set-up, not FlairDataModule's (FLAIR #2's trees and validation domains).
         super(FlairDataModule, self).__init__()
