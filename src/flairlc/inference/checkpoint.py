@@ -113,3 +113,17 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: str | Path)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the model they describe: {error}") from None
     model.provenance = dict((checkpoint.get("flairlc") or {}).get("provenance") or {})
+
+
+def load_model(cls: type, path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``cls`` rebuilt from a checkpoint's hyper-parameters, its weights loaded strictly, in eval
+    mode on ``map_location``: the one loader of :class:`~flairlc.inference.TrainedModel` and of
+    training's ``SegmentationTask``.
+
+    Raises:
+        CheckpointError: missing, unsafe or mismatching checkpoint, with the reason.
+    """
+    checkpoint = read_checkpoint(path)
+    model = build_model(cls, constructor_arguments(checkpoint, cls, path), path)
+    load_weights(model, checkpoint, path)
+    return model.to(map_location).eval()

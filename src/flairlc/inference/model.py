@@ -29,12 +29,7 @@ from flairlc.data.bands import (
 )
 from flairlc.data.metadata import metadata_size
 from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
-from flairlc.inference.checkpoint import (
-    build_model,
-    constructor_arguments,
-    load_weights,
-    read_checkpoint,
-)
+from flairlc.inference.checkpoint import load_model
 from flairlc.inference.scaling import UINT8_MAX, UINT16_MAX, InputScaler
 from flairlc.models import FusionOutput, create_model
 from flairlc.models.fusion import center_crop, sentinel_footprint_px
@@ -261,10 +256,7 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     Raises:
         CheckpointError: missing, unsafe or mismatching checkpoint, with the reason.
     """
-    checkpoint = read_checkpoint(path)
-    model = build_model(TrainedModel, constructor_arguments(checkpoint, TrainedModel, path), path)
-    load_weights(model, checkpoint, path)
-    return model.to(map_location).eval()
+    return load_model(TrainedModel, path, map_location)
 
 
 def _band_statistics(bands: tuple[str, ...], mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[list[float], list[float]]:

@@ -10,13 +10,7 @@ from typing import Any
 
 import torch
 
-from flairlc.inference.checkpoint import (
-    CheckpointError,
-    build_model,
-    constructor_arguments,
-    load_weights,
-    read_checkpoint,
-)
+from flairlc.inference.checkpoint import CheckpointError, load_model, read_checkpoint
 from flairlc.training.task import SegmentationTask
 
 __all__ = ["CheckpointError", "datamodule_hparams", "load_task", "read_checkpoint", "save_task"]
@@ -31,10 +25,7 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seg
     Raises:
         CheckpointError: missing, unsafe or mismatching checkpoint, with the reason.
     """
-    checkpoint = read_checkpoint(path)
-    task = build_model(SegmentationTask, constructor_arguments(checkpoint, SegmentationTask, path), path)
-    load_weights(task, checkpoint, path)
-    return task.to(map_location).eval()
+    return load_model(SegmentationTask, path, map_location)
 
 
 def datamodule_hparams(path: str | Path) -> dict[str, Any]:
