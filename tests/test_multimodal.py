@@ -192,12 +192,12 @@ def test_bad_modalities_and_bands_are_refused() -> None:
 def test_a_saved_task_reloads_and_predicts_identically(tmp_path: Path) -> None:
     torch.manual_seed(0)
     task = SegmentationTask(model="multimodal", model_kwargs={**SMALL, "modalities": ["dem", "sentinel", "aerial"]},
-                            nomenclature="cosia", bands=["NIR", "R", "G", "elevation"], aerial_scaling="standardize",
+                            nomenclature="cosia", bands=["NIR", "elevation", "R", "G"], aerial_scaling="standardize",
                             sentinel_scaling="reflectance", sentinel_resolution_m=0.64, active_classes=list(range(15)))
     path = save_task(task.eval(), tmp_path / "multimodal.ckpt")
     trained, loaded = load_trained_model(path), load_task(path)
     assert type(trained) is TrainedModel and trained.required_modalities == ("aerial", "sentinel")
-    assert trained.net.image_channels == {"aerial": (0, 1, 2), "dem": (3,)}
+    assert trained.net.image_channels == {"aerial": (0, 2, 3), "dem": (1,)}
     batch = _batch()
     with torch.inference_mode():
         expected = task.predict_proba(batch)

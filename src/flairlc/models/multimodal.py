@@ -240,7 +240,7 @@ class MultimodalNet(nn.Module):
                 f"{dict(self.image_channels)}"
             )
         per_modality = [
-            list(self.encoders[m](aerial[:, list(self.image_channels[m])])) for m in self.image_modalities
+            list(self.encoders[m](_take_channels(aerial, self.image_channels[m]))) for m in self.image_modalities
         ]
         embedding = footprint = None
         if self.utae is not None:
@@ -276,6 +276,13 @@ class MultimodalNet(nn.Module):
                 parts.append(x)
             fused.append(conv(torch.cat(parts, dim=1)))
         return fused
+
+
+def _take_channels(x: torch.Tensor, channels: tuple[int, ...]) -> torch.Tensor:
+    """Channels ``channels`` of ``(B, C, H, W)``: a view (memory format kept) when consecutive."""
+    if channels == tuple(range(channels[0], channels[-1] + 1)):
+        return x[:, channels[0] : channels[-1] + 1]
+    return x.index_select(1, torch.tensor(channels, device=x.device))
 
 
 def _image_channels(
