@@ -33,9 +33,13 @@ from flairlc.inference.checkpoint import load_model
 from flairlc.inference.scaling import UINT8_MAX, UINT16_MAX, InputScaler
 from flairlc.models import FusionOutput, create_model
 from flairlc.models.fusion import center_crop, sentinel_footprint_px
+from flairlc.models.multimodal import IMAGE_MODALITIES, MODALITIES, normalize_modalities
 
-#: Inputs each model reads (besides the mask).
-MODEL_INPUTS = {"unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel")}
+#: Inputs each model reads (besides the mask); for ``"multimodal"``, at most these: its
+#: ``model_kwargs.modalities`` say which (:attr:`TrainedModel.model_inputs`).
+MODEL_INPUTS = {
+    "unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel"), "multimodal": ("aerial", "sentinel"),
+}
 
 
 class TrainedModel(nn.Module):
@@ -45,7 +49,10 @@ class TrainedModel(nn.Module):
     rebuilt from the arguments, which are the checkpoint's hyper-parameters of the same names.
 
     Args:
-        model: ``"unet"``, ``"utae"`` or ``"utt"``.
+        model: ``"unet"``, ``"utae"``, ``"utt"`` or ``"multimodal"`` (FLAIR-HUB's fusion; its
+            ``model_kwargs.modalities`` select ``aerial``, ``dem``, ``sentinel``, and ``bands``
+            must hold exactly the bands of the selected image modalities: optical bands for
+            ``aerial``, ``elevation`` for ``dem``).
         model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
         nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"``, or a JSON file /
             dict of classes (:func:`flairlc.nomenclature.get`).
@@ -68,8 +75,9 @@ class TrainedModel(nn.Module):
         sentinel_resolution_m: Sentinel-2 pixel size (metres).
 
     Raises:
-        ValueError: an unknown model, metadata without an aerial branch, bands or statistics that
-            do not fit, or active classes out of range.
+        ValueError: an unknown model, metadata without an aerial branch (or with the multimodal
+            model, which reads none), bands or statistics that do not fit (the multimodal model's
+            modalities included), or active classes out of range.
     """
 
     def __init__(
@@ -100,7 +108,9 @@ class TrainedModel(nn.Module):
             raise ValueError(f"unknown model {model!r}: expected one of {sorted(MODEL_INPUTS)}")
         if model == "utae" and use_metadata:
             raise ValueError("use_metadata needs an aerial branch: use model 'unet' or 'utt'")
-        #: ``"unet"``, ``"utae"`` or ``"utt"``.
+        if model == "multimodal" and use_metadata:
+            raise ValueError("use_metadata: the 'multimodal' model reads no metadata; use model 'unet' or 'utt' for it")
+        #: ``"unet"``, ``"utae"``, ``"utt"`` or ``"multimodal"``.
         self.architecture = model
         self.nomenclature = nomenclature_module.get(nomenclature)
         self.num_classes = self.nomenclature.num_classes
@@ -124,7 +134,13 @@ class TrainedModel(nn.Module):
         inactive = tuple(k for k in range(self.num_classes) if k not in self.active_classes)
         #: Classes left out of mIoU (and weighted 0 by default in training): unlabeled and inactive.
         self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
-        self.net = create_model(model, **self._network_arguments(model_kwargs))
+        network_arguments = self._network_arguments(model_kwargs)
+        #: Inputs the network reads (besides the mask): ``"aerial"`` and/or ``"sentinel"``.
+        self.model_inputs: tuple[str, ...] = MODEL_INPUTS[model]
+        if model == "multimodal":
+            selected = normalize_modalities(network_arguments.get("modalities", MODALITIES))
+            self.model_inputs = ("aerial",) + (("sentinel",) if "sentinel" in selected else ())
+        self.net = create_model(model, **network_arguments)
         self.aerial_channels = len(self.bands) if model != "utae" else len(AERIAL_BANDS)
         self.register_buffer("band_index", torch.tensor(band_indices(self.bands)), persistent=False)
         self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, self.aerial_mean, self.aerial_std)
@@ -142,6 +158,15 @@ class TrainedModel(nn.Module):
         metadata size these settings imply."""
         kwargs = dict(model_kwargs or {})
         kwargs["num_classes"] = self.num_classes
+        if self.architecture == "multimodal":
+            image_channels = _multimodal_image_channels(self.bands, kwargs.get("modalities", MODALITIES))
+            given = kwargs.get("image_channels")
+            if given is not None and {k: list(v) for k, v in given.items()} != image_channels:
+                raise ValueError(f"model_kwargs image_channels={given} but the bands {list(self.bands)} give {image_channels}")
+            kwargs["image_channels"] = image_channels
+            kwargs.setdefault("aerial_resolution_m", self.aerial_resolution_m)
+            kwargs.setdefault("sentinel_resolution_m", self.sentinel_resolution_m)
+            return kwargs
         if self.architecture != "utae":
             kwargs["use_metadata"] = self.use_metadata
             kwargs["metadata_size"] = metadata_size(self.geo_enc_size)
@@ -157,17 +182,17 @@ class TrainedModel(nn.Module):
     @property
     def uses_sentinel(self) -> bool:
         """Whether the model reads a Sentinel-2 series."""
-        return "sentinel" in MODEL_INPUTS[self.architecture]
+        return "sentinel" in self.model_inputs
 
     @property
     def uses_aerial(self) -> bool:
         """Whether the model reads the aerial image."""
-        return "aerial" in MODEL_INPUTS[self.architecture]
+        return "aerial" in self.model_inputs
 
     @property
     def required_modalities(self) -> tuple[str, ...]:
         """Modalities a dataset must load for this model (besides the mask)."""
-        return MODEL_INPUTS[self.architecture] + (("metadata",) if self.use_metadata else ())
+        return self.model_inputs + (("metadata",) if self.use_metadata else ())
 
     def forward_batch(self, batch: dict[str, Any], size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits at aerial resolution for a batch of raw inputs.
@@ -175,16 +200,20 @@ class TrainedModel(nn.Module):
         Args:
             batch: ``aerial`` uint8 ``(B, 5, H, W)``; ``sentinel`` ``(B, T, 10, S, S)`` reflectance
                 ×10 000, ``dates_days`` ``(B, T)``, ``sentinel_pad_mask`` ``(B, T)``; ``metadata``
-                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2).
+                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2;
+                a multimodal model without ``sentinel`` ignores a series).
             size: output ``(H, W)`` for U-TAE alone (default: the mask's or aerial's size).
 
         Returns:
-            logits ``(B, K, H, W)`` and the auxiliary U-TAE logits (U-T&T with Sentinel-2) or None.
+            logits ``(B, K, H, W)`` and the auxiliary U-TAE logits (U-T&T or the multimodal model
+            with Sentinel-2) or None.
         """
         metadata = batch.get("metadata") if self.use_metadata else None
         if self.architecture == "unet":
             return self.net(self._aerial_input(batch["aerial"]), metadata), None
-        sentinel = batch.get("sentinel")
+        sentinel = batch.get("sentinel") if self.uses_sentinel else None
+        if self.architecture == "multimodal" and self.uses_sentinel and sentinel is None:
+            raise ValueError("this multimodal model reads a Sentinel-2 series: 'sentinel' is missing from the batch")
         sentinel_args = {}
         if sentinel is not None:
             sentinel_args = dict(
@@ -194,6 +223,9 @@ class TrainedModel(nn.Module):
             )
         if self.architecture == "utt":
             output: FusionOutput = self.net(self._aerial_input(batch["aerial"]), metadata=metadata, **sentinel_args)
+            return output.logits, output.aux_logits
+        if self.architecture == "multimodal":
+            output = self.net(self._aerial_input(batch["aerial"]), **sentinel_args)
             return output.logits, output.aux_logits
         if sentinel is None:
             raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
@@ -277,3 +309,31 @@ def _active_classes(active: Sequence[int] | None, num_classes: int) -> tuple[int
     if not indices or indices[0] < 0 or indices[-1] >= num_classes:
         raise ValueError(f"active_classes {list(active)} must be indices in 0..{num_classes - 1}")
     return tuple(indices)
+
+
+def _multimodal_image_channels(bands: tuple[str, ...], modalities: Sequence[str]) -> dict[str, list[int]]:
+    """Positions in ``bands`` of each image modality a multimodal network reads: the optical bands
+    (R, G, B, NIR) for ``aerial``, ``elevation`` for ``dem``.
+
+    Raises:
+        ValueError: a selected modality without its bands, or bands no selected modality reads.
+    """
+    selected = normalize_modalities(modalities)
+    groups = {
+        "aerial": [i for i, b in enumerate(bands) if b != "elevation"],
+        "dem": [i for i, b in enumerate(bands) if b == "elevation"],
+    }
+    meaning = {"aerial": "optical bands (R, G, B, NIR)", "dem": "the elevation band"}
+    fix = {"aerial": "add some of R, G, B, NIR to bands", "dem": "add elevation to bands"}
+    for modality in IMAGE_MODALITIES:
+        if modality in selected and not groups[modality]:
+            raise ValueError(
+                f"multimodal model: modality {modality!r} reads {meaning[modality]} but bands are {list(bands)}: "
+                f"{fix[modality]} or drop {modality!r} from model_kwargs.modalities"
+            )
+        if modality not in selected and groups[modality]:
+            raise ValueError(
+                f"multimodal model: bands {list(bands)} hold {meaning[modality]} but model_kwargs.modalities "
+                f"{list(selected)} have no {modality!r}: add it, or drop those bands"
+            )
+    return {m: groups[m] for m in selected if m in IMAGE_MODALITIES}

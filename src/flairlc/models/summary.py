@@ -13,6 +13,7 @@ DEFAULT_CONFIGS: tuple[tuple[str, dict[str, object], str], ...] = (
     ("utae", {}, "U-TAE, Sentinel-2 10 bands, widths [64, 64, 128, 128], L-TAE 16 heads"),
     ("utt", {}, "U-T&T: U-Net ResNet34 + U-TAE encoder + fusion + auxiliary head"),
     ("utt", {"use_metadata": True}, "U-T&T + aerial metadata MLP (M = 45)"),
+    ("multimodal", {}, "FLAIR-HUB multimodal: ResNet34 per image modality (aerial RGBI, DEM) + U-TAE encoder, 1x1 fusion per stage"),
 )
 
 

@@ -42,7 +42,8 @@ class SegmentationTask(TrainedModel, L.LightningModule):
     so a checkpoint maps and scores the same through either.
 
     Args:
-        model: ``"unet"``, ``"utae"`` or ``"utt"``.
+        model: ``"unet"``, ``"utae"``, ``"utt"`` or ``"multimodal"`` (FLAIR-HUB's one encoder per
+            modality: :class:`~flairlc.models.MultimodalNet`, modalities in ``model_kwargs``).
         model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
         nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"`` (FLAIR-HUB's 19),
             or a JSON file / dict of the user's classes (:func:`flairlc.nomenclature.get`); stored
