@@ -1,14 +1,17 @@
 """Spread of the fusion benefit over seeds and torch thread counts.
 
 Runs the farmland experiment (:mod:`flairlc.demo.farmland`: U-Net, U-T&T, and U-T&T with its
-Sentinel-2 input zeroed as the negative control) and, with ``--kinds demo``, the demo's two models, for
-every seed × thread count, each run in its own process (the thread count of a process is fixed at
+Sentinel-2 input zeroed as the negative control), with ``--kinds demo`` the demo's two models, and
+with ``--kinds hub-aerial hub-multimodal`` the FLAIR-HUB farmland experiment
+(:mod:`flairlc.demo.hub_farmland`: the multimodal network on aerial alone and on aerial + DEM +
+Sentinel-2), for every seed × thread count, each run in its own process (the thread count of a process is fixed at
 its start). Writes ``runs.jsonl`` (one line per run, appended as runs end, so an interrupted
 benchmark keeps what it measured and skips it when started again), ``summary.md`` (median, min
 and max per model and thread count, and the margin U-T&T − U-Net per run) and ``spread.png``.
 
     python benchmarks/bench_fusion_stability.py --seeds 0 1 2 3 4 --threads 1 2 --parallel 2
     python benchmarks/bench_fusion_stability.py --seeds 0 1 2 3 4 --threads 1 2 --kinds demo
+    python benchmarks/bench_fusion_stability.py --seeds 0 1 2 3 4 --threads 1 2 --kinds hub-aerial hub-multimodal
 
 ``--parallel`` runs that many processes at once; results do not depend on it (each process keeps
 its own thread count), only the wall time does.
@@ -28,7 +31,10 @@ from statistics import median
 from typing import Any
 
 #: What a run trains: the farmland U-Net, U-T&T and its control, or the demo's two models.
-KINDS = {"unet": ("unet", "real"), "utt": ("utt", "real"), "zeros": ("utt", "zeros"), "demo": ("demo", "both")}
+KINDS = {"unet": ("unet", "real"), "utt": ("utt", "real"), "zeros": ("utt", "zeros"), "demo": ("demo", "both"),
+         "hub-aerial": ("hub-aerial", "real"), "hub-multimodal": ("hub-multimodal", "real")}
+#: The model each experiment's lead is measured against, and the models measured.
+BASELINES = {"farmland": ("unet", "utt"), "demo": ("unet", "utt"), "hub-farmland": ("hub-aerial", "hub-multimodal")}
 #: Training recipes: flairlc's (cosine learning-rate decay, fusion terms started at 0) and the
 #: one before it (constant learning rate, PyTorch's default initialization of the fusion).
 RECIPES = {"flairlc": {}, "constant-lr": {"scheduler": None, "fusion_zero_init": False}}
@@ -42,6 +48,15 @@ def run_worker(job: dict[str, Any]) -> list[dict[str, Any]]:
     recipe = RECIPES[job["recipe"]]
     if job["model"] == "demo":
         rows = run_demo_seed(job["seed"], Path(job["data"]), recipe)
+    elif job["model"].startswith("hub-"):
+        from flairlc.demo.hub_farmland import HubFarmlandSettings
+        from flairlc.demo.hub_farmland import train_and_score as train_hub
+
+        settings = HubFarmlandSettings(task_overrides=recipe)
+        root = settings.generate(Path(job["data"]) / "hub_farmland")
+        with tempfile.TemporaryDirectory() as work:
+            score = train_hub(job["model"].removeprefix("hub-"), root, settings, seed=job["seed"], work_dir=work)
+        rows = [dict(score.to_dict(), experiment="hub-farmland", model=job["model"], sentinel="real")]
     else:
         from flairlc.demo.farmland import FarmlandSettings, generate_farmland, train_and_score
 
@@ -85,8 +100,12 @@ def demo_dataset(seed: int, data_dir: Path) -> Path:
     return FULL.generate(data_dir / f"demo_seed{seed}", seed)
 
 
-def prepare(data: str, farmland: bool, demo_seeds: list[int]) -> None:
+def prepare(data: str, farmland: bool, demo_seeds: list[int], hub: bool = False) -> None:
     """Generate the shared datasets once, before runs start in parallel."""
+    if hub:
+        from flairlc.demo.hub_farmland import HubFarmlandSettings
+
+        HubFarmlandSettings().generate(Path(data) / "hub_farmland")
     if farmland:
         from flairlc.demo.farmland import generate_farmland
 
@@ -95,8 +114,13 @@ def prepare(data: str, farmland: bool, demo_seeds: list[int]) -> None:
         demo_dataset(seed, Path(data))
 
 
+def experiment_of(model: str) -> str:
+    """The experiment a job's model belongs to."""
+    return "demo" if model == "demo" else "hub-farmland" if model.startswith("hub-") else "farmland"
+
+
 def job_key(job: dict[str, Any]) -> tuple:
-    experiment = "demo" if job["model"] == "demo" else "farmland"
+    experiment = experiment_of(job["model"])
     return job["recipe"], experiment, job["model"], job["sentinel"], job["seed"], job["threads"]
 
 
@@ -140,17 +164,19 @@ def summarize(runs_path: Path, out: Path) -> str:
         lines.append(f"| {recipe} | {experiment} | {model} | {sentinel} | {threads} | {len(values)} | "
                      f"{median(values):.3f} | {min(values):.3f} | {max(values):.3f} |")
     by_run = {(r["recipe"], r["experiment"], r["model"], r["sentinel"], r["seed"], r["threads"]): r["seasonal_iou"] for r in rows}
-    lines += ["", "Lead over U-Net of the same recipe, seed and thread count (seasonal IoU):", "",
-              "| recipe | experiment | seed | threads | U-Net | U-T&T − U-Net | U-T&T (zeros) − U-Net |",
+    lines += ["", "Lead over the baseline (U-Net; on FLAIR-HUB the aerial-only model) of the same recipe, seed and "
+              "thread count (seasonal IoU):", "",
+              "| recipe | experiment | seed | threads | baseline | fused − baseline | fused (zeros) − baseline |",
               "|---|---|---:|---:|---:|---:|---:|"]
-    for (recipe, experiment, model, _, seed, threads), unet in sorted(by_run.items()):
-        if model != "unet":
+    for (recipe, experiment, model, _, seed, threads), base in sorted(by_run.items()):
+        baseline, fused = BASELINES[experiment]
+        if model != baseline:
             continue
         cells = []
         for sentinel in ("real", "zeros"):
-            utt = by_run.get((recipe, experiment, "utt", sentinel, seed, threads))
-            cells.append("–" if utt is None else f"{utt - unet:+.3f}")
-        lines.append(f"| {recipe} | {experiment} | {seed} | {threads} | {unet:.3f} | {cells[0]} | {cells[1]} |")
+            score = by_run.get((recipe, experiment, fused, sentinel, seed, threads))
+            cells.append("–" if score is None else f"{score - base:+.3f}")
+        lines.append(f"| {recipe} | {experiment} | {seed} | {threads} | {base:.3f} | {cells[0]} | {cells[1]} |")
     _plot(groups, out / "spread.png")
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
@@ -209,8 +235,9 @@ def main() -> None:
     if jobs:
         # the shared datasets are generated once, before the parallel runs
         demo_seeds = sorted({j["seed"] for j in jobs if j["model"] == "demo"})
-        farmland = any(j["model"] != "demo" for j in jobs)
-        spec = json.dumps(dict(data=str(data), farmland=farmland, demo_seeds=demo_seeds))
+        farmland = any(experiment_of(j["model"]) == "farmland" for j in jobs)
+        hub = any(experiment_of(j["model"]) == "hub-farmland" for j in jobs)
+        spec = json.dumps(dict(data=str(data), farmland=farmland, demo_seeds=demo_seeds, hub=hub))
         subprocess.run([sys.executable, __file__, "--prepare", spec], check=True)
     with ThreadPoolExecutor(max(1, args.parallel)) as pool:
         list(pool.map(lambda job: launch(job, runs_path), jobs))

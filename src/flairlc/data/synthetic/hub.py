@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,9 @@ def generate_hub_dataset(
     patch_size: int = 512,
     dates: int = 12,
     seed: int = 0,
+    roi_tags: Sequence[str] | None = None,
+    test_rois: int = 1,
+    valid_rois: int = 1,
 ) -> HubSummary:
     """Write a synthetic FLAIR-HUB root under ``out``.
 
@@ -112,6 +116,11 @@ def generate_hub_dataset(
         dates: Sentinel-2 dates per ROI, spread over the year; each patch drops up to one of them
             (a patch's own series, as in FLAIR-HUB, where T varies between patches).
         seed: same seed, same files.
+        roi_tags: land-cover tags the ROIs are drawn from, two letters of ``"UANF"`` (urban,
+            agricultural, natural, forest; the first dominates), e.g. ``("AA", "AN")`` for a
+            farmland; None: drawn from every letter.
+        test_rois, valid_rois: ROIs put in ``test`` and ``valid`` (drawn at random; the rest are
+            ``train``); with fewer than ``test_rois + valid_rois + 1`` ROIs, every ROI is ``train``.
 
     Returns:
         A :class:`HubSummary`.
@@ -120,6 +129,11 @@ def generate_hub_dataset(
         raise ValueError(f"patch_size must be at least 16 px, got {patch_size}")
     if domains < 1 or rois_per_domain < 1 or patches_per_side < 1 or dates < 2:
         raise ValueError("domains, rois_per_domain, patches_per_side >= 1 and dates >= 2 needed")
+    if test_rois < 0 or valid_rois < 0:
+        raise ValueError(f"test_rois and valid_rois must be >= 0, got {test_rois} and {valid_rois}")
+    bad_tags = [t for t in roi_tags or () if len(t) != 2 or set(t) - set(TAG_LETTERS)]
+    if bad_tags:
+        raise ValueError(f"ROI tags are two letters of {TAG_LETTERS!r}, got {', '.join(map(repr, bad_tags))}")
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,9 +144,14 @@ def generate_hub_dataset(
     for code in rng.choice(_DEPARTEMENTS, size=domains, replace=False):
         year = int(rng.integers(2018, 2023))
         for k in range(rois_per_domain):
-            tag = str(rng.choice(list(TAG_LETTERS))) * 2 if rng.random() < 0.5 else "".join(rng.choice(list(TAG_LETTERS), 2))
+            if roi_tags:
+                tag = str(roi_tags[int(rng.integers(len(roi_tags)))])
+            elif rng.random() < 0.5:
+                tag = str(rng.choice(list(TAG_LETTERS))) * 2
+            else:
+                tag = "".join(rng.choice(list(TAG_LETTERS), 2))
             rois.append((f"D{int(code):03d}", year, f"{tag}-S1-{k + 1}", tag, int(rng.integers(2**31))))
-    split_of_roi = _roi_splits(len(rois), rng)
+    split_of_roi = _roi_splits(len(rois), rng, test_rois, valid_rois)
     for index, (domain, year, roi, tag, scene_seed) in enumerate(rois):
         written = _write_roi(out, domain, year, roi, tag, scene_seed, patches_per_side, patch_size, dates, seed, index)
         for patch_id, (bounds, series_dates) in written.items():
@@ -153,12 +172,16 @@ def generate_hub_dataset(
     return summary
 
 
-def _roi_splits(n: int, rng: np.random.Generator) -> list[str]:
-    """One ROI in test and one in valid when there are 3 or more, the rest in train."""
+def _roi_splits(n: int, rng: np.random.Generator, test: int = 1, valid: int = 1) -> list[str]:
+    """``test`` ROIs in test and ``valid`` in valid, drawn at random, when at least one ROI is left
+    for train; the rest (else every ROI) in train."""
     order = rng.permutation(n)
     splits = ["train"] * n
-    if n >= 3:
-        splits[order[0]], splits[order[1]] = "test", "valid"
+    if n >= test + valid + 1:
+        for k in order[:test]:
+            splits[k] = "test"
+        for k in order[test:test + valid]:
+            splits[k] = "valid"
     return splits
 
 
