@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--predictions", type=Path, help="folder of PRED_{id}.tif files")
     evaluate.add_argument(
         "--nomenclature", default=None,
-        help="with --predictions: the classes of PRED files without nomenclature tags (baseline, raw, cosia or a "
+        help="with --predictions: the classes of PRED files without nomenclature tags (baseline, raw, cosia, lpis or a "
              "JSON file); files written by flairlc predict carry their model's, which must then match",
     )
     evaluate.add_argument("--split", choices=("train", "test"), default="test")
