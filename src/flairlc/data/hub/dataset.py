@@ -32,7 +32,7 @@ from flairlc.data.hub.layout import (
     split_gpkg_path,
 )
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, HubModality, hub_modality
-from flairlc.data.hub.readers import cosia_indices, label_indices, read_hub_raster
+from flairlc.data.hub.readers import label_indices, read_hub_raster
 
 
 class HubRecord(NamedTuple):
@@ -191,11 +191,9 @@ class FlairHubDataset(Dataset):
         return {modality.key: torch.from_numpy(array.astype(np.float32)), dates_key: torch.from_numpy(days)}
 
     def _label(self, path: Path, modality: HubModality, values: np.ndarray) -> np.ndarray:
-        if modality.name == "ALL_LABEL-LPIS":
-            return label_indices(path, values, "lpis").astype(np.int64)
-        if modality.name != "AERIAL_LABEL-COSIA":
+        if modality.nomenclature is None:
             return values.astype(np.int64)
-        return cosia_indices(path, values).astype(np.int64)
+        return label_indices(path, values, modality.nomenclature).astype(np.int64)
 
     def _check_patches(self) -> None:
         for modality in self.modalities:
