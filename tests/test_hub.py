@@ -247,7 +247,7 @@ def test_synthetic_hub_layout_side_files_and_series_lengths(synthetic_hub) -> No
     root = synthetic_hub.out
     patches = discover_hub(root)
     assert [p.id for p in patches] == synthetic_hub.patch_ids and len(patches) == 16
-    mods = {"AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA"}
+    mods = {"AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA", "ALL_LABEL-LPIS"}
     assert all(set(p.files) == mods for p in patches)
     split_of = read_split_gpkg(root / "GLOBAL_ALL_MTD" / "GLOBAL_ALL_MTD_SPLIT.gpkg")
     assert split_of == synthetic_hub.splits and set(split_of.values()) == {"train", "valid", "test"}
@@ -287,7 +287,7 @@ def test_synth_command_writes_the_hub_layout(tmp_path: Path) -> None:
     assert main(["synth", "--layout", "flair-hub", str(tmp_path / "hub"), "--domains", "1", "--areas-per-domain", "1",
                  "--patches-per-area", "1", "--patch-size", "32", "--dates", "3"]) == 0
     (patch,) = discover_hub(tmp_path / "hub")
-    assert set(patch.files) == {"AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA"}
+    assert set(patch.files) == {"AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA", "ALL_LABEL-LPIS"}
 
 
 @pytest.fixture

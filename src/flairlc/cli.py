@@ -95,16 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="with --info: print it as JSON")
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a split, or a folder of PRED_{id}.tif")
-    evaluate.add_argument("--root", type=Path, required=True, help="FLAIR root with the masks")
+    evaluate.add_argument("--root", type=Path, required=True, help="FLAIR #2 or FLAIR-HUB root with the masks")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="trained checkpoint to run on the split")
     source.add_argument("--predictions", type=Path, help="folder of PRED_{id}.tif files")
     evaluate.add_argument(
         "--nomenclature", default=None,
-        help="with --predictions: the classes of PRED files without nomenclature tags (baseline, raw, cosia or a "
+        help="with --predictions: the classes of PRED files without nomenclature tags (baseline, raw, cosia, lpis or a "
              "JSON file); files written by flairlc predict carry their model's, which must then match",
     )
     evaluate.add_argument("--split", choices=("train", "test"), default="test")
+    evaluate.add_argument(
+        "--label", choices=("mask", "lpis"), default=None,
+        help="FLAIR-HUB root: the label scored against, mask (AERIAL_LABEL-COSIA, land cover) or lpis (ALL_LABEL-LPIS, "
+             "crop types); default: the one of the model's (or the predictions') classes, else mask",
+    )
+    evaluate.add_argument("--split-column", default=None,
+                          help="FLAIR-HUB root: the split column of GLOBAL_ALL_MTD_SPLIT.gpkg (default split_1)")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder")
     evaluate.add_argument("--batch-size", type=int, default=4)
     evaluate.add_argument("--num-workers", type=int, default=0)
@@ -470,9 +477,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         result = evaluate_checkpoint(
             args.checkpoint, args.root, split=args.split, batch_size=args.batch_size,
             num_workers=args.num_workers, accelerator=args.accelerator, devices=args.devices,
+            label=args.label, split_column=args.split_column,
         )
     else:
-        result = evaluate_predictions(args.predictions, args.root, split=args.split, nomenclature=args.nomenclature)
+        result = evaluate_predictions(args.predictions, args.root, split=args.split, nomenclature=args.nomenclature,
+                                      label=args.label, split_column=args.split_column)
     paths = result.write(args.out)
     print(result.summary_table())
     print(f"written: {', '.join(str(p) for p in paths.values())}")

@@ -1,7 +1,7 @@
 """Land-cover nomenclatures as data: the single source of class values, names and colours.
 
 A :class:`Nomenclature` is a list of classes, each with a zero-based ``index`` (what models
-predict and maps hold), a name, a colour and the mask ``values`` folded into it. Three are built in:
+predict and maps hold), a name, a colour and the mask ``values`` folded into it. Four are built in:
 
 - ``"raw"``: FLAIR's 19 classes; masks hold values 1..19, value ``v`` is index ``v - 1``
   (:data:`RAW_CLASSES`); the order of IGN's FLAIR-1/FLAIR-INC models' 19 outputs.
@@ -9,6 +9,13 @@ predict and maps hold), a name, a colour and the mask ``values`` folded into it.
   into 'other', index 12 (:data:`OTHER_INDEX`).
 - ``"cosia"``: the 19-class CoSIA nomenclature of FLAIR-HUB, 0-based in its masks and outputs
   (value ``v`` is index ``v``), in FLAIR-HUB's order.
+- ``"lpis"``: FLAIR-HUB's 23 crop types, band 1 of its ``ALL_LABEL-LPIS`` files, 0-based (value
+  ``v`` is index ``v``), 22 being 'background' (no declared crop). Names are those of
+  ``ALL_LABEL-LPIS``'s ``value_name`` in IGN's ``configs/train/config_supervision.yaml``
+  (github.com/IGNF/FLAIR-HUB), colours those of its README's "Inference classes and colors"
+  (where 'mixed crops' and 'background' are both black). IGN's config weights every one of the 23
+  classes 1 (no ``default_exceptions``), so its loss and its mIoU count them all, background
+  included: none is unlabeled here.
 
 Any other nomenclature is a JSON file or dict (:meth:`Nomenclature.from_dict`), e.g. a user's 3
 classes made of raw FLAIR values for fine-tuning. Every map, plot and style file takes its names
@@ -35,7 +42,7 @@ class LandCoverClass:
 
     Attributes:
         index: zero-based index used by models and maps.
-        value: the class's own value (FLAIR raw 1..19, baseline 1..13, CoSIA 0..18).
+        value: the class's own value (FLAIR raw 1..19, baseline 1..13, CoSIA 0..18, LPIS 0..22).
         name: human-readable class name.
         color: display colour, ``#RRGGBB``.
         mask_values: the label-mask values that mean this class (default ``(value,)``; baseline
@@ -119,6 +126,41 @@ COSIA_CLASSES: tuple[LandCoverClass, ...] = tuple(
     LandCoverClass(index=v, value=v, name=n, color=c) for v, (n, c) in enumerate(_COSIA)
 )
 
+# FLAIR-HUB's crop types (band 1 of ALL_LABEL-LPIS) in value order, names and colours as IGN gives
+# them (see the module docstring).
+_LPIS = [
+    ("grasses", "#92d050"),
+    ("wheat", "#d7e600"),
+    ("barley", "#e0e000"),
+    ("maize", "#fff100"),
+    ("other cereals", "#ffff00"),
+    ("rice", "#e8e8e8"),
+    ("flax/hemp/tobacco", "#dceaf7"),
+    ("sunflower", "#d29ead"),
+    ("rapeseed", "#d29ed0"),
+    ("other oilseed crops", "#ffbe99"),
+    ("soy", "#ffc000"),
+    ("other protein crops", "#ff9000"),
+    ("fodder legumes", "#009999"),
+    ("beetroots", "#808000"),
+    ("potatoes", "#a7a700"),
+    ("other arable crops", "#89896d"),
+    ("vineyard", "#f2cfee"),
+    ("olive groves", "#6f6633"),
+    ("fruits orchards", "#ac8141"),
+    ("nut orchards", "#996633"),
+    ("other permanent crops", "#80c1d7"),
+    ("mixed crops", "#000000"),
+    ("background", "#000000"),
+]
+
+#: The 23 crop-type classes of FLAIR-HUB's LPIS labels, 0-based: index = value.
+LPIS_CLASSES: tuple[LandCoverClass, ...] = tuple(
+    LandCoverClass(index=v, value=v, name=n, color=c) for v, (n, c) in enumerate(_LPIS)
+)
+#: Value (and index) of LPIS 'background': land with no declared crop.
+LPIS_BACKGROUND = 22
+
 NUM_RAW_CLASSES = 19
 NUM_BASELINE_CLASSES = 13
 #: Zero-based index of 'other' in the baseline nomenclature (excluded from mIoU).
@@ -145,7 +187,7 @@ class Nomenclature:
     """A nomenclature: classes in index order, each with its mask values, name and colour.
 
     Attributes:
-        name: short name (``"baseline"``, ``"raw"``, ``"cosia"`` or the user's).
+        name: short name (``"baseline"``, ``"raw"``, ``"cosia"``, ``"lpis"`` or the user's).
         classes: the classes, ``classes[i].index == i``.
         unlabeled: indices of classes that name no land cover ('other', 'undefined'): weighted 0
             in training and left out of mIoU by default.
@@ -266,6 +308,7 @@ _BUILT_IN = {
     "baseline": Nomenclature("baseline", BASELINE_CLASSES, unlabeled=(OTHER_INDEX,)),
     "raw": Nomenclature("raw", RAW_CLASSES, unlabeled=(NUM_RAW_CLASSES - 1,)),
     "cosia": Nomenclature("cosia", COSIA_CLASSES, unlabeled=(len(COSIA_CLASSES) - 1,)),
+    "lpis": Nomenclature("lpis", LPIS_CLASSES),
 }
 #: Names of the built-in nomenclatures.
 BUILT_IN_NOMENCLATURES: tuple[str, ...] = tuple(_BUILT_IN)

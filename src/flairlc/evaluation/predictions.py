@@ -6,9 +6,9 @@ the model's nomenclature (tags :func:`flairlc.nomenclature.to_tags`, as maps do)
 its mean scores leave out (:data:`EXCLUDED_TAG`): they are scored with them, as
 ``evaluate --checkpoint`` scores the model. Files without tags (older, or of other tools) are
 scored with the nomenclature given, else the baseline (with a warning). Masks are FLAIR
-``MSK_{id}.tif`` (raw values 1..19), folded to the nomenclature with
-:func:`flairlc.nomenclature.raw_to_index`; mask values of no class are not counted. Patches are
-matched by id, never by file order.
+``MSK_{id}.tif`` (raw values 1..19), or a FLAIR-HUB label (``AERIAL_LABEL-COSIA``, band 1 of
+``ALL_LABEL-LPIS``), folded to the nomenclature with :func:`flairlc.nomenclature.raw_to_index`;
+mask values of no class are not counted. Patches are matched by id, never by file order.
 """
 
 from __future__ import annotations
@@ -88,6 +88,15 @@ def _described_classes(path: Path) -> tuple[Nomenclature, tuple[int, ...]] | Non
     return nomen, tuple(sorted(excluded))
 
 
+def tagged_nomenclature(predictions: Mapping[str, Path]) -> Nomenclature | None:
+    """The nomenclature the first tagged prediction (by patch id) carries, or None when none is tagged."""
+    for _, path in sorted(predictions.items()):
+        described = _described_classes(path)
+        if described is not None:
+            return described[0]
+    return None
+
+
 def _describe(nomen: Nomenclature, excluded: tuple[int, ...]) -> str:
     left_out = ", ".join(nomen.names[k] for k in excluded) or "none"
     return f"{nomen.name!r} ({nomen.num_classes} classes, left out of the means: {left_out})"
@@ -151,12 +160,15 @@ def prediction_nomenclature(
     return nomen, nomen.unlabeled
 
 
-def _read_band(path: Path) -> np.ndarray:
-    """Band 1 of a single-band raster, ``(H, W)``; raises ValueError for a multi-band file."""
+def _read_band(path: Path, band: int | None = None) -> np.ndarray:
+    """Band ``band`` of a raster, ``(H, W)``; ``None``: band 1 of a single-band raster (raises
+    ValueError for a multi-band file, or one without band ``band``)."""
     with rasterio.open(path) as src:
-        if src.count != 1:
+        if band is None and src.count != 1:
             raise ValueError(f"{src.count} bands, expected 1")
-        return src.read(1)
+        if band is not None and not 1 <= band <= src.count:
+            raise ValueError(f"{src.count} band(s), no band {band}")
+        return src.read(band or 1)
 
 
 def _progress(items: list[str], enabled: bool) -> Iterable[str]:
@@ -173,6 +185,7 @@ def evaluate_prediction_folder(
     domains: Mapping[str, str] | None = None,
     nomenclature: NomenclatureSpec | None = None,
     progress: bool = False,
+    mask_band: int | None = None,
 ) -> EvaluationResult:
     """Score every ``PRED_{id}.tif`` under ``pred_dir`` against its mask ``masks[id]``.
 
@@ -186,6 +199,8 @@ def evaluate_prediction_folder(
             :func:`flairlc.nomenclature.get`); tagged predictions are scored with their own, which
             must then be the same. ``None``: the tags', else the baseline (with a warning).
         progress: show a progress bar.
+        mask_band: the band of the masks that holds the label (FLAIR-HUB's ``ALL_LABEL-LPIS``:
+            1); ``None``: masks must have one band (FLAIR #2's ``MSK_{id}.tif``).
 
     Returns:
         :class:`EvaluationResult` with the overall and per-domain confusion matrices.
@@ -234,7 +249,7 @@ def evaluate_prediction_folder(
             unreadable.append(f"{pred_path}: {err}")
             continue
         try:
-            truth = raw_to_index(_read_band(mask_path), nomen)
+            truth = raw_to_index(_read_band(mask_path, mask_band), nomen)
         except (RasterioError, ValueError, OSError) as err:
             unreadable.append(f"{mask_path}: {err}")
             continue

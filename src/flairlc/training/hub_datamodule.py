@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import rasterio
 import torch
@@ -14,11 +17,14 @@ from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import AERIAL_BANDS
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub import FlairHubDataset, collate_hub, hub_modality
-from flairlc.data.hub.modalities import SPLIT_COLUMNS, SPLIT_GPKG
+from flairlc.data.hub.modalities import HUB_MODALITIES, SPLIT_COLUMNS, SPLIT_GPKG
 from flairlc.training.datamodule import FlairDataModule
 
 #: The nomenclature of FLAIR-HUB's land-cover labels (``AERIAL_LABEL-COSIA``).
 HUB_NOMENCLATURE = "cosia"
+#: The nomenclature of each label a batch's ``mask`` may hold, by sample key: land cover
+#: (``AERIAL_LABEL-COSIA``) or crop types (band 1 of ``ALL_LABEL-LPIS``).
+LABEL_NOMENCLATURES = {m.key: m.nomenclature for m in HUB_MODALITIES.values() if m.label}
 #: Side of FLAIR-HUB's Sentinel-2 patches, pixels (10.24 m over the 102.4 m footprint).
 HUB_SAT_PATCH_SIZE = 10
 
@@ -34,8 +40,9 @@ class FlairHubDataModule(FlairDataModule):
     (uint8), and elevation as a fifth band when ``dem`` is loaded (``DSM − DTM``,
     :func:`flairlc.data.bands.elevation_digital_numbers`), so that one model reads either dataset
     (:mod:`flairlc.data.bands`); ``sentinel``/``dates_days``/``sentinel_pad_mask`` the
-    Sentinel-2 series; ``mask`` CoSIA's 19 classes (IGN trains 15: give the model
-    ``active_classes: [0, …, 14]``).
+    Sentinel-2 series; ``mask`` the label the task learns (``label``): CoSIA's 19 land-cover
+    classes (IGN trains 15: give the model ``active_classes: [0, …, 14]``), or the 23 crop types
+    of ``ALL_LABEL-LPIS`` (IGN trains all 23).
 
     A subclass of :class:`FlairDataModule` so that the command line's ``data`` takes either
     (``class_path: flairlc.training.FlairHubDataModule``); it shares its loaders: the training
@@ -45,16 +52,20 @@ class FlairHubDataModule(FlairDataModule):
 
     Args:
         root: FLAIR-HUB dataset root.
-        modalities: keys of the loaded modalities: ``aerial``, ``dem``, ``sentinel``, ``mask`` (and
-            any other of :data:`~flairlc.data.hub.HUB_MODALITIES`); default ``[aerial, mask]``.
+        modalities: keys of the loaded modalities: ``aerial``, ``dem``, ``sentinel``, the label
+            (and any other of :data:`~flairlc.data.hub.HUB_MODALITIES`); default ``[aerial, label]``.
+            The label is added when missing; the other label may not be listed.
         split_column: the split scheme, one of ``split_1`` … ``split_5``, ``split_flairchallenge``.
         batch_size: samples per batch.
         num_workers: DataLoader worker processes.
-        nomenclature: the classes of the labels: ``"cosia"`` (linked by the CLI to the model's).
+        nomenclature: the classes of the label (linked by the CLI to the model's): ``"cosia"``
+            for ``mask``, ``"lpis"`` for ``lpis``.
         sat_patch_size: Sentinel-2 patch side, pixels (10 in FLAIR-HUB; checked against the files
             at setup; linked by the CLI to the model's).
         predict_split: split used by ``predict_dataloader``.
         pin_memory: pin batches in page-locked memory (None: when the Trainer runs on a CUDA GPU).
+        label: the label the batches' ``mask`` holds: ``"mask"`` (``AERIAL_LABEL-COSIA``, land
+            cover) or ``"lpis"`` (band 1 of ``ALL_LABEL-LPIS``, crop types).
     """
 
     collate = staticmethod(collate_hub)
@@ -70,16 +81,17 @@ class FlairHubDataModule(FlairDataModule):
         sat_patch_size: int = HUB_SAT_PATCH_SIZE,
         predict_split: str = "test",
         pin_memory: bool | None = None,
+        label: str = "mask",
     ) -> None:
         # LightningDataModule's set-up, not FlairDataModule's (FLAIR #2's trees and validation domains).
         super(FlairDataModule, self).__init__()
-        modalities = list(modalities or ["aerial", "mask"])
-        for name in modalities:
-            hub_modality(name)  # an unknown name fails here, naming the known ones
+        modalities = _with_label(list(modalities or ["aerial"]), label)
         if split_column not in SPLIT_COLUMNS:
             raise ValueError(f"unknown split column {split_column!r}: expected one of {', '.join(SPLIT_COLUMNS)}")
-        if not nomenclature_module.same(nomenclature, HUB_NOMENCLATURE):
-            raise ValueError(f"FLAIR-HUB's land-cover labels are CoSIA's: nomenclature must be 'cosia', got {nomenclature!r}")
+        expected = LABEL_NOMENCLATURES[label]
+        if not nomenclature_module.same(nomenclature, expected):
+            what = "land-cover labels are CoSIA's" if label == "mask" else "crop-type labels (ALL_LABEL-LPIS) are LPIS's"
+            raise ValueError(f"FLAIR-HUB's {what}: with label {label!r}, nomenclature must be {expected!r}, got {nomenclature!r}")
         if predict_split not in ("train", "valid", "val", "test"):
             raise ValueError(f"unknown predict_split {predict_split!r}: expected train, valid or test")
         self.save_hyperparameters()
@@ -89,6 +101,7 @@ class FlairHubDataModule(FlairDataModule):
         self.hparams["aerial_bands"] = list(self.aerial_bands)
         self._hparams_initial = copy.deepcopy(self._hparams)
         self.shuffle_seed = torch.initial_seed()
+        self.collate = functools.partial(collate_label, label=label)
         self.datasets: dict[str, FlairHubDataset] = {}
 
     @property
@@ -153,3 +166,28 @@ class FlairHubDataModule(FlairDataModule):
                 if size != first[0]:
                     raise FlairDataError(path, f"{modality.name} is {size[0]} x {size[1]} px but {first[1].name} is "
                                          f"{first[0][0]} x {first[0][1]}: run `flairlc check` on the root")
+
+
+def _with_label(modalities: list[str], label: str) -> list[str]:
+    """The modality keys to load: ``modalities`` with the label (added last when missing).
+
+    Raises:
+        ValueError: an unknown modality or label, or the other label listed, in one line.
+    """
+    if label not in LABEL_NOMENCLATURES:
+        raise ValueError(f"unknown label {label!r}: expected one of {', '.join(LABEL_NOMENCLATURES)}")
+    keys = [hub_modality(name).key for name in modalities]  # an unknown name fails here, naming the known ones
+    others = [k for k in keys if k in LABEL_NOMENCLATURES and k != label]
+    if others:
+        raise ValueError(f"modalities {modalities} list the {others[0]!r} label but the batches' mask holds the "
+                         f"{label!r} label: drop {others[0]!r}")
+    return [*modalities, label] if label not in keys else modalities
+
+
+def collate_label(samples: Sequence[dict[str, Any]], label: str = "mask") -> dict[str, Any]:
+    """:func:`~flairlc.data.hub.collate_hub`, with the ``label`` sample key under ``mask`` (what the
+    task learns and scores)."""
+    batch = collate_hub(samples)
+    if label != "mask" and label in batch:
+        batch["mask"] = batch.pop(label)
+    return batch

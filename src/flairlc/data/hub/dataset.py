@@ -32,7 +32,7 @@ from flairlc.data.hub.layout import (
     split_gpkg_path,
 )
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, HubModality, hub_modality
-from flairlc.data.hub.readers import cosia_indices, read_hub_raster
+from flairlc.data.hub.readers import label_indices, read_hub_raster
 
 
 class HubRecord(NamedTuple):
@@ -71,7 +71,8 @@ class FlairHubDataset(Dataset):
       uint8, any other dtype as float32, values as stored.
     - ``mask`` (``AERIAL_LABEL-COSIA``): int64 ``(H, W)``, CoSIA class indices 0..18
       (:func:`flairlc.nomenclature.get` ``"cosia"``; 18 is 'undefined').
-    - ``lpis`` (``ALL_LABEL-LPIS``): int64 ``(H, W)``, band 1 of the file (IGN's 23 crop classes).
+    - ``lpis`` (``ALL_LABEL-LPIS``): int64 ``(H, W)``, band 1 of the file: IGN's 23 crop classes
+      0..22 (:func:`flairlc.nomenclature.get` ``"lpis"``; 22 is 'background').
 
     Batch samples with :func:`collate_hub`: series are padded in time with a padding mask, as
     FLAIR #2's ``sentinel`` (``sentinel_pad_mask``).
@@ -190,9 +191,9 @@ class FlairHubDataset(Dataset):
         return {modality.key: torch.from_numpy(array.astype(np.float32)), dates_key: torch.from_numpy(days)}
 
     def _label(self, path: Path, modality: HubModality, values: np.ndarray) -> np.ndarray:
-        if modality.name != "AERIAL_LABEL-COSIA":
+        if modality.nomenclature is None:
             return values.astype(np.int64)
-        return cosia_indices(path, values).astype(np.int64)
+        return label_indices(path, values, modality.nomenclature).astype(np.int64)
 
     def _check_patches(self) -> None:
         for modality in self.modalities:

@@ -42,6 +42,7 @@ class HubModality:
         time_series: True when the file stacks ``T × len(bands)`` bands date by date.
         dates_file: GeoPackage under :data:`GLOBAL_MTD_DIR` holding the dates of a time series.
         label: True for a label modality (a mask, not an input).
+        nomenclature: a label's built-in nomenclature (band 1's values), e.g. ``"cosia"``.
         year: the year in its names when it is not the patch's (``"195X"``), else None.
     """
 
@@ -55,6 +56,7 @@ class HubModality:
     dates_file: str | None = None
     label: bool = False
     year: str | None = None
+    nomenclature: str | None = None
 
 
 #: Every FLAIR-HUB modality flairlc knows, by folder suffix.
@@ -83,8 +85,8 @@ HUB_MODALITIES: dict[str, HubModality] = {
             "SENTINEL1-DESC_TS", "sentinel1_desc", ("VV", "VH"), 10.24, 10, None,
             time_series=True, dates_file="GLOBAL_SENTINEL1-DESC_MTD_DATES.gpkg",
         ),
-        HubModality("AERIAL_LABEL-COSIA", "mask", ("cosia",), 0.2, 512, "uint8", label=True),
-        HubModality("ALL_LABEL-LPIS", "lpis", ("lpis",), 0.2, 512, "uint8", label=True),
+        HubModality("AERIAL_LABEL-COSIA", "mask", ("cosia",), 0.2, 512, "uint8", label=True, nomenclature="cosia"),
+        HubModality("ALL_LABEL-LPIS", "lpis", ("lpis",), 0.2, 512, "uint8", label=True, nomenclature="lpis"),
     )
 }
 

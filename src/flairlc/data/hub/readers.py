@@ -60,11 +60,23 @@ def cosia_indices(path: str | Path, values: np.ndarray) -> np.ndarray:
     Raises:
         FlairDataError: naming ``path`` and up to 10 values that are no CoSIA class.
     """
-    indices = nomenclature_module.raw_to_index(values, "cosia")
+    return label_indices(path, values, "cosia")
+
+
+def label_indices(path: str | Path, values: np.ndarray, nomenclature: str) -> np.ndarray:
+    """Class indices (uint8) of the values of a label file in a built-in nomenclature
+    (``"cosia"``: 0..18, ``"lpis"``: 0..22).
+
+    Raises:
+        FlairDataError: naming ``path`` and up to 10 values that are no class of it.
+    """
+    nomen = nomenclature_module.get(nomenclature)
+    indices = nomenclature_module.raw_to_index(values, nomen)
     invalid = indices == nomenclature_module.NODATA_VALUE
     if invalid.any():
         bad = np.unique(values[invalid])[:10].tolist()
-        raise FlairDataError(path, f"label values {bad} are no CoSIA class (values 0..18)")
+        label = {"cosia": "CoSIA", "lpis": "LPIS"}.get(nomen.name, nomen.name)
+        raise FlairDataError(path, f"label values {bad} are no {label} class (values 0..{nomen.num_classes - 1})")
     return indices
 
 

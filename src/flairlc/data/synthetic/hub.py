@@ -2,10 +2,13 @@
 
 Each ROI (region of interest) of a domain-year is one procedural :class:`~.scene.Scene` cut into a
 grid of patches. Every patch is rendered for each modality from the same scene, on the patch's own
-footprint: the aerial image and the CoSIA mask at 0.2 m, DSM/DTM at 0.2 m, and a 10 × 10 px
-Sentinel-2 series with its snow/cloud masks (one pixel is a tenth of the footprint, 10.24 m for
-512 px patches). As in the FLAIR #2 generator, herbaceous vegetation, agricultural land and plowed
-land look alike from the air and are told apart by their seasonality in the series.
+footprint: the aerial image, the CoSIA mask and the LPIS crop-type mask at 0.2 m, DSM/DTM at 0.2 m,
+and a 10 × 10 px Sentinel-2 series with its snow/cloud masks (one pixel is a tenth of the footprint,
+10.24 m for 512 px patches). As in the FLAIR #2 generator, herbaceous vegetation, agricultural land
+and plowed land look alike from the air and are told apart by their seasonality in the series; so
+are the crop types of agricultural land (:mod:`.crops`): ``ALL_LABEL-LPIS`` (uint8, one band, the
+``lpis`` nomenclature) holds a crop type where CoSIA says agricultural land, 'vineyard' where it
+says vineyard, and 'background' everywhere else.
 
 Side files: ``GLOBAL_ALL_MTD/GLOBAL_ALL_MTD_SPLIT.gpkg`` (``patch_id``, ``split_1``: the ROIs are
 split into train/valid/test), ``GLOBAL_ALL_MTD/GLOBAL_SENTINEL2_MTD_DATES.gpkg`` (``patch_id``,
@@ -29,22 +32,27 @@ from fiona.crs import CRS as FionaCRS
 
 from flairlc import nomenclature
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, SPLIT_GPKG, SPLIT_NAMES
-from flairlc.data.synthetic.aerial import ELEVATION_DN_PER_M, Radiometry, render_aerial
+from flairlc.data.synthetic.aerial import ELEVATION_DN_PER_M, Radiometry, colourize
+from flairlc.data.synthetic.crops import agricultural_greenness, object_crops
 from flairlc.data.synthetic.dataset import FRACTION_FACTOR
 from flairlc.data.synthetic.io import write_geotiff, write_text
 from flairlc.data.synthetic.noise import ValueNoise
 from flairlc.data.synthetic.scene import (
     AERIAL_PIXEL_M,
+    AGRICULTURAL,
     TAG_LETTERS,
     Grid,
     class_fractions,
     make_scene,
+    rasterize,
 )
 from flairlc.data.synthetic.sentinel import acquisition_dates, render_series
 from flairlc.outputs import atomic_path
 
 #: Modalities the generator writes.
-HUB_SYNTH_MODALITIES = ("AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA")
+HUB_SYNTH_MODALITIES = (
+    "AERIAL_RGBI", "DEM_ELEV", "SENTINEL2_TS", "SENTINEL2_MSK-SC", "AERIAL_LABEL-COSIA", "ALL_LABEL-LPIS",
+)
 #: Side of a synthetic Sentinel-2 patch, pixels (as in FLAIR-HUB: a tenth of the footprint each).
 SENTINEL_PATCH_PX = 10
 #: The split CSVs' folder under the root.
@@ -201,6 +209,7 @@ def _write_roi(
     radiometry = Radiometry.draw(rng)
     altitude = float(rng.uniform(20, 900))
     roi_dates = acquisition_dates(rng, year, n_dates)
+    crops = object_crops(scene, scene_seed)
     out = {}
     for r in range(side):
         for c in range(side):
@@ -208,19 +217,23 @@ def _write_roi(
             patch_id = f"{domain}-{year}_{roi}_{row}-{col}"
             grid = Grid(round(x0 + c * foot_m, 3), round(y1 - r * foot_m, 3), patch_size, patch_size, AERIAL_PIXEL_M)
             prng = np.random.default_rng([seed, 13, index, r, c])
-            image, raw = render_aerial(scene, grid, prng, radiometry)
+            raw, obj = rasterize(scene, grid)
+            image = colourize(scene, grid, raw, obj, prng, radiometry)
             dem = _dem(grid, image[4], altitude, scene_seed)
             drop = int(prng.integers(-1, n_dates))  # -1: keep every date
             when = [d for i, d in enumerate(roi_dates) if i != drop]
             sat = Grid(grid.x_min, grid.y_max, SENTINEL_PATCH_PX, SENTINEL_PATCH_PX, foot_m / SENTINEL_PATCH_PX)
             frac, shift = class_fractions(scene, sat, FRACTION_FACTOR)
-            series, masks = render_series(frac, shift, when, sat, prng, scene_seed)
+            day = np.array([d.timetuple().tm_yday for d in when], dtype=np.float32)[:, None, None] - shift[None]
+            crop_green = agricultural_greenness(scene, crops, sat, day, FRACTION_FACTOR)
+            series, masks = render_series(frac, shift, when, sat, prng, scene_seed, {AGRICULTURAL: crop_green})
             arrays = {
                 "AERIAL_RGBI": (image[:4], grid),
                 "DEM_ELEV": (dem, grid),
                 "SENTINEL2_TS": (series.reshape(-1, SENTINEL_PATCH_PX, SENTINEL_PATCH_PX), sat),
                 "SENTINEL2_MSK-SC": (masks.reshape(-1, SENTINEL_PATCH_PX, SENTINEL_PATCH_PX), sat),
                 "AERIAL_LABEL-COSIA": (RAW_TO_COSIA[raw][None], grid),
+                "ALL_LABEL-LPIS": (crops[obj][None], grid),
             }
             for modality, (array, g) in arrays.items():
                 path = root / f"{domain}-{year}_{modality}" / roi / f"{domain}-{year}_{modality}_{roi}_{row}-{col}.tif"

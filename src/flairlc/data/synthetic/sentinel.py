@@ -11,6 +11,7 @@ Reflectances are ×10 000, bands B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -148,6 +149,7 @@ def render_series(
     grid: Grid,
     rng: np.random.Generator,
     seed: int,
+    greenness_of: Mapping[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sentinel-2 reflectances and cloud/snow masks of a scene over a grid.
 
@@ -159,6 +161,8 @@ def render_series(
         grid: the 10 m grid (cloud fields are defined in metres on it).
         rng: source of the per-pixel noise and of the weather draws.
         seed: seed of the cloud fields.
+        greenness_of: raw class value → float32 ``(T, H, W)`` greenness replacing the class's
+            profile (e.g. agricultural land's crop types, :mod:`.crops`).
 
     Returns:
         ``(data, masks)``: uint16 ``(T, 10, H, W)`` reflectance ×10 000 and uint8 ``(T, 2, H, W)``
@@ -169,7 +173,10 @@ def render_series(
     present = np.flatnonzero(fractions.reshape(N_TABLE, -1).max(1) > 0)
     static = np.tensordot(_BACK[present].T, fractions[present], axes=1)  # (10, H, W)
     day = doy[:, None, None] - shift_days[None]
-    green_cover = np.stack([fractions[v] * greenness(int(v), day) for v in present])  # (C, T, H, W)
+    profiles = greenness_of or {}
+    green_cover = np.stack([
+        fractions[v] * (profiles[int(v)] if int(v) in profiles else greenness(int(v), day)) for v in present
+    ])  # (C, T, H, W)
     delta = _GREEN[present] - _BACK[present]  # (C, 10)
     surface = static[None] + np.einsum("cthw,cb->tbhw", green_cover, delta, optimize=True)
     surface *= 1.0 + 0.03 * rng.standard_normal((t, 1, h, w), dtype=np.float32)
