@@ -50,7 +50,7 @@ from flairlc.data.layout import (
     find_trees,
     load_json,
 )
-from flairlc.data.readers import AERIAL_BANDS, describe_error, truncation_problem
+from flairlc.data.readers import AERIAL_BAND_COUNT, describe_error, truncation_problem
 from flairlc.data.sentinel import SENTINEL_BANDS, product_date, window_outside
 from flairlc.nomenclature import NUM_RAW_CLASSES
 
@@ -60,8 +60,7 @@ WARNING: Severity = "warning"
 
 #: Expected CRS of aerial images and masks (Lambert-93).
 EXPECTED_EPSG = 2154
-#: Band counts of an aerial image and of a label mask.
-AERIAL_BAND_COUNT = len(AERIAL_BANDS)
+#: Band count of a label mask.
 MASK_BAND_COUNT = 1
 #: How many files :meth:`CheckReport.to_text` lists per kind of issue.
 MAX_LISTED_PER_KIND = 20
