@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -42,13 +41,18 @@ from tqdm import tqdm
 from flairlc.data.dataset import metadata_problem, window_outside_entirely
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import (
+    AREA_MODALITIES,
     CENTROIDS_JSON_NAMES,
     METADATA_JSON_NAMES,
-    SPLITS,
     PatchRecord,
+    RootFiles,
+    SplitFiles,
+    area_files,
     find_json,
     find_trees,
     load_json,
+    parse_centroid,
+    scan_root,
 )
 from flairlc.data.readers import AERIAL_BAND_COUNT, describe_error, truncation_problem
 from flairlc.data.sentinel import SENTINEL_BANDS, product_date, window_outside
@@ -74,10 +78,6 @@ NPY_CHUNK_BYTES = 16 * 2**20
 READING_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 #: Issue kinds that do not stop a training run (:func:`validate_records` ignores them).
 TRAINING_HARMLESS_KINDS = frozenset({"bad-crs"})
-
-_IMG = re.compile(r"^IMG_(\d+)\.tiff?$")
-_MSK = re.compile(r"^MSK_(\d+)\.tiff?$")
-_SEN_SUFFIXES = ("_data.npy", "_masks.npy", "_products.txt")
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def check_dataset(
             "is this a FLAIR dataset root?",
         )
         return checker.finish()
-    checker.run(trees, progress, workers)
+    checker.run(scan_root(trees), progress, workers)
     return checker.finish()
 
 
@@ -491,16 +491,14 @@ def _inspect_super_area(
         issues.error("unreadable", sen_dir, f"cannot list this folder ({describe_error(error)})")
         return None, issues
     files: dict[str, Path] = {}
-    for suffix in _SEN_SUFFIXES:
-        matches = [name for name in names if name.endswith(suffix)]
+    for modality, matches in zip(AREA_MODALITIES, area_files(sen_dir, names).values(), strict=True):
         if not matches:
-            issues.error("missing-sentinel", sen_dir, f"no *{suffix} file in this folder")
+            issues.error("missing-sentinel", sen_dir, f"no *{modality.suffix} file in this folder")
         elif len(matches) > 1:
-            issues.error(
-                "ambiguous-sentinel", sen_dir, f"several *{suffix} files: {', '.join(matches)}"
-            )
+            found = ", ".join(path.name for path in matches)
+            issues.error("ambiguous-sentinel", sen_dir, f"several *{modality.suffix} files: {found}")
         else:
-            files[suffix] = sen_dir / matches[0]
+            files[modality.suffix] = matches[0]
     data = _load_npy(issues, files.get("_data.npy"), len(SENTINEL_BANDS), "uint16", read_all)
     masks = _load_npy(issues, files.get("_masks.npy"), 2, "uint8", read_all)
     products = _load_products(issues, files.get("_products.txt"))
@@ -672,8 +670,8 @@ def _centroid_issues(
     if image.name not in centroids:
         return [Issue(ERROR, "missing-centroid", image, f"no {image.name} entry in {json_name}")]
     try:
-        row, col = (int(v) for v in centroids[image.name])
-    except (TypeError, ValueError):
+        row, col = parse_centroid(centroids[image.name])
+    except ValueError:
         value = centroids[image.name]
         message = f"centroid {value!r} in {json_name} is not a [row, col] pair of integers"
         return [Issue(ERROR, "bad-centroid", image, message)]
@@ -713,13 +711,11 @@ def _metadata_issues(
 
 @dataclass
 class _Split:
-    """What the walk found in the trees of one split."""
+    """The patch files of one split, each id once (see :meth:`_Checker.unique`)."""
 
-    images: dict[str, Path] = field(default_factory=dict)
-    masks: dict[str, Path] = field(default_factory=dict)
-    sen_dirs: dict[tuple[str, str], Path] = field(default_factory=dict)
-    has_labels: bool = False
-    sen_trees: list[Path] = field(default_factory=list)
+    images: dict[str, Path]
+    masks: dict[str, Path]
+    files: SplitFiles
 
 
 class _Checker:
@@ -747,13 +743,15 @@ class _Checker:
 
     # -- the whole root ----------------------------------------------------------------------
 
-    def run(self, trees: dict[tuple[str, str], list[Path]], progress: bool, workers: int) -> None:
-        splits = {split: self._walk(trees, split) for split in SPLITS}
+    def run(self, scan: RootFiles, progress: bool, workers: int) -> None:
+        for folder in scan.misplaced:
+            self.warn("bad-layout", folder, "folder is not at D{ddd}_{yyyy}/Z{n}_{AA}/" + folder.name)
+        splits = {split: self.unique(files) for split, files in scan.splits.items()}
         splits = {s: found for s, found in splits.items() if found.images or found.masks}
         if not splits:
             self.error("no-patches", self.root, "no aerial image (…/img/IMG_*.tif) in the trees")
             return
-        has_sen = any(found.sen_trees for found in splits.values())
+        has_sen = any(found.files.sentinel_trees for found in splits.values())
         # Centroids are needed only with Sentinel-2 trees; metadata is an optional modality.
         centroids = self._load_root_json(
             CENTROIDS_JSON_NAMES, "missing-centroid", ERROR if has_sen else None
@@ -766,7 +764,7 @@ class _Checker:
         for found in splits.values():
             tasks += [("aerial", path, full) for path in found.images.values()]
             tasks += [("mask", path, True) for path in found.masks.values()]  # values checked
-            tasks += [("sen", path, full) for path in found.sen_dirs.values()]
+            tasks += [("sen", path, full) for path in found.files.area_folders.values()]
         with tqdm(total=len(tasks), desc="checking", unit="file", disable=not progress) as bar:
             inspected = _inspect_all(tasks, workers, bar)
         results = dict(zip(((kind, path) for kind, path, _ in tasks), inspected))
@@ -782,49 +780,19 @@ class _Checker:
         for split, found in splits.items():
             self._check_split(split, found, headers, shapes, centroids, metadata)
 
-    def _walk(self, trees: dict[tuple[str, str], list[Path]], split: str) -> _Split:
-        found = _Split(
-            has_labels=bool(trees.get(("labels", split))),
-            sen_trees=list(trees.get(("sen", split), [])),
-        )
-        for modality in ("aerial", "labels", "sen"):
-            for tree in trees.get((modality, split), []):
-                for leaf_dir, filenames in _leaf_dirs(tree):
-                    self._index_leaf(modality, tree, leaf_dir, filenames, found)
-        return found
-
-    def _index_leaf(
-        self, modality: str, tree: Path, leaf_dir: Path, filenames: list[str], found: _Split
-    ) -> None:
-        leaf = leaf_dir.name
-        if len(leaf_dir.relative_to(tree).parts) != 3:
-            if leaf in ("img", "msk", "sen"):
-                self.warn(
-                    "bad-layout", leaf_dir, "folder is not at D{ddd}_{yyyy}/Z{n}_{AA}/" + leaf
-                )
-            return
-        if leaf == "sen" and modality == "sen":
-            found.sen_dirs[(leaf_dir.parts[-3], leaf_dir.parts[-2])] = leaf_dir
-            return
-        if (modality, leaf) not in (("aerial", "img"), ("aerial", "msk"), ("labels", "msk")):
-            return
-        pattern, target = (_IMG, found.images) if leaf == "img" else (_MSK, found.masks)
-        if leaf == "msk":
-            # FLAIR #1-style roots keep masks beside the images, in the aerial tree.
-            found.has_labels = True
-        for filename in sorted(filenames):
-            match = pattern.match(filename)
-            if not match:
-                continue
-            path = leaf_dir / filename
-            key = f"{leaf}:{match[1]}"
-            if key in self.seen_ids:
-                self.error(
-                    "duplicate-id", path, f"patch id {match[1]} also used by {self.seen_ids[key]}"
-                )
-                continue
-            self.seen_ids[key] = path
-            target[match[1]] = path
+    def unique(self, files: SplitFiles) -> _Split:
+        """A split's images and masks, each id once in the root: the first file of an id met
+        (splits, trees, folders and files in order) is kept, the others are ``duplicate-id``."""
+        kept: dict[str, dict[str, Path]] = {}
+        for key, leaf in (("aerial", "img"), ("mask", "msk")):
+            kept[key] = {}
+            for patch_id, path in files.patch_files[key]:
+                seen = self.seen_ids.setdefault(f"{leaf}:{patch_id}", path)
+                if seen != path:
+                    self.error("duplicate-id", path, f"patch id {patch_id} also used by {seen}")
+                    continue
+                kept[key][patch_id] = path
+        return _Split(kept["aerial"], kept["mask"], files)
 
     def _load_root_json(
         self, names: tuple[str, ...], kind: str, if_missing: Severity | None
@@ -869,7 +837,7 @@ class _Checker:
             mask = found.masks.get(patch_id)
             if mask is not None:
                 self._check_mask(mask, headers.get(mask), header)
-            elif found.has_labels:
+            elif found.files.labelled:
                 self.error("missing-mask", image, f"no mask MSK_{patch_id}.tif for this image")
             if metadata is not None:
                 self._check_metadata(image, patch_id, domain, metadata)
@@ -880,8 +848,8 @@ class _Checker:
                 )
                 self._check_mask(mask, headers.get(mask), None)
         self.report.counts[split] = dict(sorted(counts.items()))
-        if found.sen_trees:
-            self._check_sentinel(found, areas, shapes, centroids)
+        if found.files.sentinel_trees:
+            self._check_sentinel(found.files, areas, shapes, centroids)
 
     def _check_mask(self, mask: Path, header: _Header | None, image: _Header | None) -> None:
         if header is None:
@@ -907,16 +875,16 @@ class _Checker:
 
     def _check_sentinel(
         self,
-        found: _Split,
+        found: SplitFiles,
         areas: dict[tuple[str, str], list[Path]],
         shapes: dict[Path, tuple[int, int] | None],
         centroids: dict[str, Any] | None,
     ) -> None:
         json_path = self.json_paths.get("missing-centroid")
         for key, images in sorted(areas.items()):
-            sen_dir = found.sen_dirs.get(key)
+            sen_dir = found.area_folders.get(key)
             if sen_dir is None:
-                expected = found.sen_trees[0] / key[0] / key[1] / "sen"
+                expected = found.sentinel_trees[0] / key[0] / key[1] / "sen"
                 self.error("missing-sentinel", expected, "no Sentinel-2 folder for this area")
                 continue
             if centroids is not None:
@@ -925,16 +893,9 @@ class _Checker:
                         image, centroids, json_path, shapes.get(sen_dir),
                         self.report.sat_patch_size,
                     )
-        for key, sen_dir in sorted(found.sen_dirs.items()):
+        for key, sen_dir in sorted(found.area_folders.items()):
             if key not in areas:
                 self.warn("orphan-sentinel", sen_dir, "Sentinel-2 folder of an area with no images")
-
-
-def _leaf_dirs(tree: Path) -> Iterable[tuple[Path, list[str]]]:
-    for dirpath, dirnames, filenames in os.walk(tree):
-        dirnames.sort()
-        if os.path.basename(dirpath) in ("img", "msk", "sen"):
-            yield Path(dirpath), filenames
 
 
 def _bad_label_values(values: np.ndarray) -> list[int]:
