@@ -22,22 +22,30 @@ that names the first bad file.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from tqdm import tqdm
 
+from flairlc.data.check_report import (
+    ERROR,
+    WARNING,
+    CheckReport,
+    Issue,
+    Issues,
+    Severity,
+    print_report,
+)
 from flairlc.data.dataset import metadata_problem, window_outside_entirely
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import (
@@ -58,16 +66,21 @@ from flairlc.data.readers import AERIAL_BAND_COUNT, describe_error, truncation_p
 from flairlc.data.sentinel import SENTINEL_BANDS, product_date, window_outside
 from flairlc.nomenclature import NUM_RAW_CLASSES
 
-Severity = Literal["error", "warning"]
-ERROR: Severity = "error"
-WARNING: Severity = "warning"
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "CheckReport",
+    "Issue",
+    "Issues",
+    "check_dataset",
+    "print_report",
+    "validate_records",
+]
 
 #: Expected CRS of aerial images and masks (Lambert-93).
 EXPECTED_EPSG = 2154
 #: Band count of a label mask.
 MASK_BAND_COUNT = 1
-#: How many files :meth:`CheckReport.to_text` lists per kind of issue.
-MAX_LISTED_PER_KIND = 20
 #: Default number of reading processes: reading is I/O- and decompression-bound, a few suffice.
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 #: Bytes read at a time from a ``.npy`` file in the full check (bounds memory per worker).
@@ -78,199 +91,6 @@ NPY_CHUNK_BYTES = 16 * 2**20
 READING_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 #: Issue kinds that do not stop a training run (:func:`validate_records` ignores them).
 TRAINING_HARMLESS_KINDS = frozenset({"bad-crs"})
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem found in a FLAIR root.
-
-    Attributes:
-        severity: ``"error"`` (the file cannot be used as is) or ``"warning"`` (usable, but odd).
-        kind: short stable code, e.g. ``"missing-mask"``, ``"bad-size"``, ``"unreadable"``.
-        path: the offending file or folder.
-        message: what is wrong, in words a user can act on.
-    """
-
-    severity: Severity
-    kind: str
-    path: Path
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.path}: {self.message}"
-
-    def to_dict(self) -> dict[str, str]:
-        """A JSON-serializable dict (the path as a string)."""
-        return {
-            "severity": self.severity,
-            "kind": self.kind,
-            "path": str(self.path),
-            "message": self.message,
-        }
-
-
-@dataclass
-class CheckReport:
-    """The result of :func:`check_dataset`.
-
-    Attributes:
-        root: the dataset root checked.
-        counts: number of aerial patches per split, then per domain: ``{"train": {"D004_2021": n}}``.
-        issues: every problem found, errors first, then by kind and path.
-        patch_size: the expected aerial patch size ``(H, W)`` in pixels (the most common one), or
-            None when no raster header could be read (no patches).
-        sat_patch_size: the Sentinel-2 window size used for the centroid checks, in pixels.
-        quick: True when only headers were read (see :func:`check_dataset`).
-    """
-
-    root: Path
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    issues: list[Issue] = field(default_factory=list)
-    patch_size: tuple[int, int] | None = None
-    sat_patch_size: int = 40
-    quick: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when no issue is an error (warnings allowed)."""
-        return not self.errors
-
-    @property
-    def errors(self) -> list[Issue]:
-        """The issues of severity ``"error"``."""
-        return [issue for issue in self.issues if issue.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        """The issues of severity ``"warning"``."""
-        return [issue for issue in self.issues if issue.severity == WARNING]
-
-    @property
-    def num_patches(self) -> int:
-        """Total number of aerial patches found."""
-        return sum(sum(domains.values()) for domains in self.counts.values())
-
-    @property
-    def mode(self) -> str:
-        """What was read, in words: every byte, or headers only."""
-        if self.quick:
-            return "quick: headers of images and arrays, masks in full"
-        return "full: every pixel and array read"
-
-    def kinds(self, severity: Severity | None = None) -> set[str]:
-        """The kinds of issue found, optionally of one severity only."""
-        return {i.kind for i in self.issues if severity is None or i.severity == severity}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable summary: root, verdict, counts and every issue."""
-        return {
-            "root": str(self.root),
-            "ok": self.ok,
-            "quick": self.quick,
-            "num_patches": self.num_patches,
-            "num_errors": len(self.errors),
-            "num_warnings": len(self.warnings),
-            "patch_size": list(self.patch_size) if self.patch_size else None,
-            "sat_patch_size": self.sat_patch_size,
-            "counts": {split: dict(domains) for split, domains in self.counts.items()},
-            "issues": [issue.to_dict() for issue in self.issues],
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def size_line(self) -> str | None:
-        """The patch and window sizes in words, or None when there are no patches."""
-        if self.patch_size is None or not self.num_patches:
-            return None
-        height, width = self.patch_size
-        return f"aerial patch size {height}x{width} px, Sentinel-2 window {self.sat_patch_size} px"
-
-    def to_text(self, max_per_kind: int = MAX_LISTED_PER_KIND) -> str:
-        """A readable report: header, patch counts per split and domain, issues grouped by kind.
-
-        Args:
-            max_per_kind: files listed per kind of issue before ``... and N more``.
-        """
-        lines = [f"FLAIR dataset check ({self.mode}): {self.root}"]
-        size_line = self.size_line()
-        if size_line:
-            lines.append(f"  {size_line}")
-        lines += ["", "Patches per split and domain"]
-        lines += _counts_lines(self.counts)
-        for severity, title in ((ERROR, "Errors"), (WARNING, "Warnings")):
-            selected = [i for i in self.issues if i.severity == severity]
-            if not selected:
-                continue
-            lines += ["", f"{title} ({len(selected)})"]
-            for kind, group in _group_by_kind(selected).items():
-                lines.append(f"  {kind} ({len(group)})")
-                for issue in group[:max_per_kind]:
-                    lines.append(f"    {self.display_path(issue.path)}: {issue.message}")
-                if len(group) > max_per_kind:
-                    lines.append(f"    ... and {len(group) - max_per_kind} more")
-        verdict = "OK" if self.ok else "FAILED"
-        lines += [
-            "",
-            f"Result: {verdict}: {self.num_patches} patches, {len(self.errors)} errors, "
-            f"{len(self.warnings)} warnings",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def display_path(self, path: Path) -> str:
-        """A path relative to the root when it lies under it (for reports), else as is."""
-        try:
-            relative = path.relative_to(self.root)
-        except ValueError:
-            return str(path)
-        return str(path) if relative == Path() else str(relative)
-
-
-def print_report(report: CheckReport, console: Any = None) -> None:
-    """Print a :class:`CheckReport` to a terminal with rich (tables and colours).
-
-    Args:
-        report: the report to print.
-        console: a ``rich.console.Console``; a new one on stdout by default.
-    """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or Console()
-    console.print(
-        f"[bold]FLAIR dataset check[/bold] ({escape(report.mode)}): {escape(str(report.root))}"
-    )
-    size_line = report.size_line()
-    if size_line:
-        console.print(size_line)
-    table = Table(title="Patches per split and domain")
-    table.add_column("split")
-    table.add_column("domain")
-    table.add_column("patches", justify="right")
-    for split, domains in report.counts.items():
-        for domain, count in sorted(domains.items()):
-            table.add_row(split, domain, str(count))
-        table.add_row(split, "[bold]total[/bold]", f"[bold]{sum(domains.values())}[/bold]")
-    console.print(table)
-    for severity, style in ((ERROR, "red"), (WARNING, "yellow")):
-        selected = [i for i in report.issues if i.severity == severity]
-        if not selected:
-            continue
-        console.print(f"[bold {style}]{severity.capitalize()}s ({len(selected)})[/bold {style}]")
-        for kind, group in _group_by_kind(selected).items():
-            console.print(f"  [{style}]{kind}[/{style}] ({len(group)})")
-            for issue in group[:MAX_LISTED_PER_KIND]:
-                path = escape(report.display_path(issue.path))
-                console.print(f"    {path}: {escape(issue.message)}")
-            if len(group) > MAX_LISTED_PER_KIND:
-                console.print(f"    ... and {len(group) - MAX_LISTED_PER_KIND} more")
-    verdict = "[bold green]OK[/bold green]" if report.ok else "[bold red]FAILED[/bold red]"
-    console.print(
-        f"Result: {verdict}: {report.num_patches} patches, {len(report.errors)} errors, "
-        f"{len(report.warnings)} warnings"
-    )
 
 
 def check_dataset(
@@ -435,7 +255,7 @@ def _inspect(task: tuple[str, Path, bool]) -> tuple[Any, list[Issue]]:
 
 def _inspect_raster(path: Path, kind: str, read_all: bool) -> tuple[_Header | None, list[Issue]]:
     """Check one aerial image or mask: header, completeness and (when read) its pixels."""
-    issues = _Issues()
+    issues = Issues()
     header = None
     try:
         with warnings.catch_warnings():
@@ -457,7 +277,7 @@ def _inspect_raster(path: Path, kind: str, read_all: bool) -> tuple[_Header | No
     return header, issues
 
 
-def _check_header(issues: _Issues, path: Path, dataset: Any, bands: int) -> None:
+def _check_header(issues: Issues, path: Path, dataset: Any, bands: int) -> None:
     if dataset.count != bands:
         issues.error("bad-band-count", path, f"{dataset.count} bands, expected {bands}")
     bad_dtypes = sorted({d for d in dataset.dtypes if d != "uint8"})
@@ -471,7 +291,7 @@ def _check_header(issues: _Issues, path: Path, dataset: Any, bands: int) -> None
         )
 
 
-def _check_label_values(issues: _Issues, path: Path, values: np.ndarray) -> None:
+def _check_label_values(issues: Issues, path: Path, values: np.ndarray) -> None:
     bad = _bad_label_values(values)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
@@ -484,7 +304,7 @@ def _inspect_super_area(
     sen_dir: Path, read_all: bool
 ) -> tuple[tuple[int, int] | None, list[Issue]]:
     """Check the three files of a super-area; returns its ``(H, W)`` when known."""
-    issues = _Issues()
+    issues = Issues()
     try:
         names = sorted(os.listdir(sen_dir))
     except OSError as error:
@@ -526,7 +346,7 @@ def _inspect_super_area(
 
 
 def _load_npy(
-    issues: _Issues, path: Path | None, channels: int, dtype: str, read_all: bool
+    issues: Issues, path: Path | None, channels: int, dtype: str, read_all: bool
 ) -> tuple[int, ...] | None:
     """The shape of a ``(T, C, H, W)`` array when it is readable and well formed."""
     if path is None:
@@ -557,7 +377,7 @@ def _read_every_byte(path: Path) -> None:
             pass
 
 
-def _load_products(issues: _Issues, path: Path | None) -> int | None:
+def _load_products(issues: Issues, path: Path | None) -> int | None:
     """The number of product names when the file is readable."""
     if path is None:
         return None
@@ -621,16 +441,6 @@ def _enter_reading_env() -> None:
 
 
 _WORKER_ENV: Any = None
-
-
-class _Issues(list):
-    """A list of issues, with one method per severity."""
-
-    def error(self, kind: str, path: Path, message: str) -> None:
-        self.append(Issue(ERROR, kind, Path(path), message))
-
-    def warn(self, kind: str, path: Path, message: str) -> None:
-        self.append(Issue(WARNING, kind, Path(path), message))
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,7 +534,7 @@ class _Checker:
     def __init__(self, report: CheckReport) -> None:
         self.report = report
         self.root = report.root
-        self.issues = _Issues()
+        self.issues = Issues()
         self.seen_ids: dict[str, Path] = {}
         self.json_paths: dict[str, Path | None] = {}
 
@@ -735,10 +545,7 @@ class _Checker:
         self.issues.warn(kind, path, message)
 
     def finish(self) -> CheckReport:
-        order = {ERROR: 0, WARNING: 1}
-        self.report.issues = sorted(
-            self.issues, key=lambda i: (order[i.severity], i.kind, str(i.path))
-        )
+        self.report.issues = self.issues.in_report_order()
         return self.report
 
     # -- the whole root ----------------------------------------------------------------------
@@ -909,21 +716,3 @@ def _bad_label_values(values: np.ndarray) -> list[int]:
 def _crs_name(crs: Any) -> str:
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_string()[:60]
-
-
-def _counts_lines(counts: dict[str, dict[str, int]]) -> list[str]:
-    rows = [("split", "domain", "patches")]
-    for split, domains in counts.items():
-        rows += [(split, domain, str(count)) for domain, count in sorted(domains.items())]
-        rows.append((split, "total", str(sum(domains.values()))))
-    if len(rows) == 1:
-        return ["  (no patches found)"]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
-
-
-def _group_by_kind(issues: list[Issue]) -> dict[str, list[Issue]]:
-    groups: dict[str, list[Issue]] = defaultdict(list)
-    for issue in issues:
-        groups[issue.kind].append(issue)
-    return dict(groups)
