@@ -51,7 +51,9 @@ from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import (
     AREA_MODALITIES,
     CENTROIDS_JSON_NAMES,
+    FLAIR_MODALITIES,
     METADATA_JSON_NAMES,
+    FlairModality,
     PatchRecord,
     RootFiles,
     SplitFiles,
@@ -62,8 +64,8 @@ from flairlc.data.layout import (
     parse_centroid,
     scan_root,
 )
-from flairlc.data.readers import AERIAL_BAND_COUNT, describe_error, truncation_problem
-from flairlc.data.sentinel import SENTINEL_BANDS, product_date, window_outside
+from flairlc.data.readers import describe_error, truncation_problem
+from flairlc.data.sentinel import product_date, window_outside
 from flairlc.nomenclature import NUM_RAW_CLASSES
 
 __all__ = [
@@ -79,8 +81,6 @@ __all__ = [
 
 #: Expected CRS of aerial images and masks (Lambert-93).
 EXPECTED_EPSG = 2154
-#: Band count of a label mask.
-MASK_BAND_COUNT = 1
 #: Default number of reading processes: reading is I/O- and decompression-bound, a few suffice.
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 #: Bytes read at a time from a ``.npy`` file in the full check (bounds memory per worker).
@@ -179,41 +179,40 @@ def validate_records(
         FlairDataError: naming the first bad file and the problem, and how many more there are.
     """
     modalities = set(modalities)
-    tasks: list[tuple[str, Path, bool]] = []
-    if "aerial" in modalities:
-        tasks += [("aerial", r.aerial_path, False) for r in records]
-    if "mask" in modalities:
-        tasks += [("mask", r.mask_path, False) for r in records if r.mask_path is not None]
-    super_areas = {r.sentinel.data.parent for r in records if r.sentinel is not None}
+    rasters = [key for key in ("aerial", "mask") if key in modalities]
+    tasks = [(key, r.files[key], False) for key in rasters for r in records if key in r.files]
     if "sentinel" in modalities:
+        super_areas = {r.files["sentinel"].parent for r in records if "sentinel" in r.files}
         tasks += [("sen", sen_dir, False) for sen_dir in sorted(super_areas)]
     with tqdm(total=len(tasks), desc="validating files", unit="file", disable=not progress) as bar:
         inspected = _inspect_all(tasks, workers, bar)
     results = dict(zip(((kind, path) for kind, path, _ in tasks), inspected))
     issues = [issue for _, file_issues in results.values() for issue in file_issues]
-    headers = {path: header for (kind, path), (header, _) in results.items() if kind != "sen"}
-    images = [headers.get(r.aerial_path) for r in records] if "aerial" in modalities else []
-    masks = [headers.get(r.mask_path) for r in records if r.mask_path and "mask" in modalities]
-    patch_size = _most_common_size(images) or _most_common_size(masks)
+
+    def header(record: PatchRecord, key: str) -> _Header | None:
+        return results[(key, record.files[key])][0] if key in rasters and key in record.files else None
+
+    patch_size = _most_common_size(header(r, "aerial") for r in records) or (
+        _most_common_size(header(r, "mask") for r in records)
+    )
     for record in records:
-        image = headers.get(record.aerial_path) if "aerial" in modalities else None
+        image, mask = header(record, "aerial"), header(record, "mask")
         if image is not None and patch_size is not None:
-            issues += _size_issues(record.aerial_path, image, patch_size, "the patches' size")
-        mask = headers.get(record.mask_path) if record.mask_path and "mask" in modalities else None
+            issues += _size_issues(record.files["aerial"], image, patch_size, "the patches' size")
         if mask is not None:
             reference, what = _mask_reference(image, patch_size)
             if reference is not None:
-                issues += _size_issues(record.mask_path, mask, reference, what)
-        if "sentinel" in modalities and record.sentinel is not None:
-            shape = results.get(("sen", record.sentinel.data.parent), (None, []))[0]
+                issues += _size_issues(record.files["mask"], mask, reference, what)
+        if "sentinel" in modalities and "sentinel" in record.files:
+            shape = results[("sen", record.files["sentinel"].parent)][0]
             centroids = {record.name: list(record.centroid)} if record.centroid else {}
             issues += _centroid_issues(
-                record.aerial_path, centroids, record.centroids_json, shape, sat_patch_size
+                record.files["aerial"], centroids, record.centroids_json, shape, sat_patch_size
             )
         if "metadata" in modalities:
             metadata = {f"IMG_{record.id}": record.metadata} if record.metadata is not None else {}
             issues += _metadata_issues(
-                record.aerial_path, record.id, metadata, record.metadata_json
+                record.files["aerial"], record.id, metadata, record.metadata_json
             )
     errors = [i for i in issues if i.severity == ERROR and i.kind not in TRAINING_HARMLESS_KINDS]
     if errors:
@@ -262,7 +261,7 @@ def _inspect_raster(path: Path, kind: str, read_all: bool) -> tuple[_Header | No
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as dataset:
                 header = _Header(dataset.height, dataset.width, tuple(dataset.transform)[:6])
-                bands = AERIAL_BAND_COUNT if kind == "aerial" else MASK_BAND_COUNT
+                bands = len(FLAIR_MODALITIES[kind].bands)
                 _check_header(issues, path, dataset, bands)
                 truncated = truncation_problem(dataset, path)
                 if truncated is not None:
@@ -319,8 +318,8 @@ def _inspect_super_area(
             issues.error("ambiguous-sentinel", sen_dir, f"several *{modality.suffix} files: {found}")
         else:
             files[modality.suffix] = matches[0]
-    data = _load_npy(issues, files.get("_data.npy"), len(SENTINEL_BANDS), "uint16", read_all)
-    masks = _load_npy(issues, files.get("_masks.npy"), 2, "uint8", read_all)
+    data = _load_npy(issues, files.get("_data.npy"), FLAIR_MODALITIES["sentinel"], read_all)
+    masks = _load_npy(issues, files.get("_masks.npy"), FLAIR_MODALITIES["sentinel_masks"], read_all)
     products = _load_products(issues, files.get("_products.txt"))
     lengths = {
         suffix: (files[suffix], length)
@@ -346,11 +345,12 @@ def _inspect_super_area(
 
 
 def _load_npy(
-    issues: Issues, path: Path | None, channels: int, dtype: str, read_all: bool
+    issues: Issues, path: Path | None, modality: FlairModality, read_all: bool
 ) -> tuple[int, ...] | None:
     """The shape of a ``(T, C, H, W)`` array when it is readable and well formed."""
     if path is None:
         return None
+    channels, dtype = len(modality.bands), modality.dtype
     try:
         array = np.load(path, mmap_mode="r")
     except Exception as error:  # noqa: BLE001 - any reader failure is a finding, not a crash

@@ -115,9 +115,9 @@ class PatchRecord:
         domain: domain folder name, e.g. ``"D004_2021"`` (département and survey year).
         area: area folder name inside the domain, e.g. ``"Z1_NN"``.
         split: ``"train"`` or ``"test"``: the tree the patch comes from.
-        aerial_path: the 5-band aerial image.
-        mask_path: the label mask, or None when the labels tree is absent.
-        sentinel: the area's Sentinel-2 super-area files, or None.
+        files: the patch's file of each modality present, by :data:`FLAIR_MODALITIES` key:
+            ``"aerial"`` (always), ``"mask"``, and its area's Sentinel-2 files ``"sentinel"``,
+            ``"sentinel_masks"``, ``"sentinel_products"`` (all three or none).
         centroid: ``(row, col)`` of the patch centre in the super-area, or None.
         metadata: the patch's aerial metadata (all fields kept), or None.
         centroids_json: the root's centroids JSON file (for messages), or None when absent.
@@ -128,9 +128,7 @@ class PatchRecord:
     domain: str
     area: str
     split: str
-    aerial_path: Path
-    mask_path: Path | None = None
-    sentinel: SuperAreaPaths | None = None
+    files: dict[str, Path]
     centroid: tuple[int, int] | None = None
     metadata: dict[str, Any] | None = field(default=None, repr=False)
     centroids_json: Path | None = field(default=None, repr=False)
@@ -140,6 +138,23 @@ class PatchRecord:
     def name(self) -> str:
         """The image file name, ``IMG_{id}.tif``: the key of the centroids JSON."""
         return self.aerial_path.name
+
+    @property
+    def aerial_path(self) -> Path:
+        """The 5-band aerial image, ``files["aerial"]``."""
+        return self.files["aerial"]
+
+    @property
+    def mask_path(self) -> Path | None:
+        """The label mask, ``files["mask"]``, or None when the patch has none."""
+        return self.files.get("mask")
+
+    @property
+    def sentinel(self) -> SuperAreaPaths | None:
+        """The area's Sentinel-2 super-area files, or None when the patch has none."""
+        if any(m.key not in self.files for m in AREA_MODALITIES):
+            return None
+        return SuperAreaPaths(*(self.files[m.key] for m in AREA_MODALITIES))
 
 
 def find_trees(root: str | Path, toy: bool | None = None) -> dict[tuple[str, str], list[Path]]:
@@ -275,13 +290,6 @@ def area_files(folder: Path, filenames: Iterable[str]) -> dict[str, list[Path]]:
     return {m.key: [folder / n for n in names if n.endswith(m.suffix or "")] for m in AREA_MODALITIES}
 
 
-def super_area_paths(files: dict[str, list[Path]]) -> SuperAreaPaths | None:
-    """The :class:`SuperAreaPaths` of :func:`area_files` when each file is there once, else None."""
-    if any(len(files[m.key]) != 1 for m in AREA_MODALITIES):
-        return None
-    return SuperAreaPaths(*(files[m.key][0] for m in AREA_MODALITIES))
-
-
 def discover_patches(
     root: str | Path, splits: tuple[str, ...] = SPLITS, toy: bool | None = None
 ) -> list[PatchRecord]:
@@ -314,21 +322,20 @@ def discover_patches(
 
     records: list[PatchRecord] = []
     for split, files in scan_root(trees, splits).splits.items():
-        images = dict(files.patch_files["aerial"])
-        masks = dict(files.patch_files["mask"])
-        sentinel = {key: _super_area(folder) for key, folder in files.area_folders.items()}
-        for patch_id, image in sorted(images.items()):
+        # A later file of an id replaces an earlier one: labels-tree masks those beside images.
+        patch_files = {key: dict(found) for key, found in files.patch_files.items()}
+        area_files_of = {key: _super_area(folder) for key, folder in files.area_folders.items()}
+        for patch_id, image in sorted(patch_files["aerial"].items()):
             domain, area = image.parts[-4], image.parts[-3]
             centroid = _centroid(centroids.get(image.name), image.name, centroids_path)
+            own = {key: found[patch_id] for key, found in patch_files.items() if patch_id in found}
             records.append(
                 PatchRecord(
                     id=patch_id,
                     domain=domain,
                     area=area,
                     split=split,
-                    aerial_path=image,
-                    mask_path=masks.get(patch_id),
-                    sentinel=sentinel.get((domain, area)),
+                    files={**own, **area_files_of.get((domain, area), {})},
                     centroid=centroid,
                     metadata=metadata.get(f"IMG_{patch_id}"),
                     centroids_json=centroids_path,
@@ -338,11 +345,15 @@ def discover_patches(
     return records
 
 
-def _super_area(folder: Path) -> SuperAreaPaths | None:
+def _super_area(folder: Path) -> dict[str, Path]:
+    """The files of a super-area folder by key when each is there once, else none."""
     try:
-        return super_area_paths(area_files(folder, os.listdir(folder)))
+        files = area_files(folder, os.listdir(folder))
     except OSError:
-        return None
+        return {}
+    if any(len(paths) != 1 for paths in files.values()):
+        return {}
+    return {key: paths[0] for key, paths in files.items()}
 
 
 def parse_centroid(value: Any) -> tuple[int, int]:
