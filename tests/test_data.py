@@ -39,6 +39,27 @@ def test_discovery_finds_every_patch_with_its_files(synthetic_root: Path) -> Non
         assert record.metadata["domain"] == record.domain
 
 
+def test_discovery_and_check_share_one_grammar(synthetic_copy: Path) -> None:
+    """A patch's files are keyed by modality; an image in a leaf folder at the wrong depth is
+    left out of discovery, as check reports it (bad-layout) rather than reading it."""
+    from flairlc.data.check import check_dataset
+    from flairlc.data.layout import FLAIR_MODALITIES
+
+    image = sorted(synthetic_copy.glob("flair*_aerial_train/*/*/img/IMG_*.tif"))[0]
+    misplaced = image.parents[2] / "img"
+    misplaced.mkdir()
+    (misplaced / "IMG_999999.tif").write_bytes(image.read_bytes())
+    records = discover_patches(synthetic_copy)
+    assert "999999" not in {r.id for r in records}
+    assert all(set(r.files) == set(FLAIR_MODALITIES) for r in records)
+    record = records[0]
+    assert (record.aerial_path, record.mask_path) == (record.files["aerial"], record.files["mask"])
+    assert record.sentinel is not None and record.sentinel.products == record.files["sentinel_products"]
+    report = check_dataset(synthetic_copy, workers=1, quick=True)
+    assert [i.path for i in report.issues if i.kind == "bad-layout"] == [misplaced]
+    assert report.num_patches == len(records)
+
+
 def test_discovery_accepts_alternative_json_names_and_missing_labels(synthetic_copy: Path) -> None:
     (synthetic_copy / "flair-2_centroids_sp_to_patch.json").rename(synthetic_copy / "flair_2_centroids_sp_to_patch.json")
     (synthetic_copy / "flair-2_aerial_metadata.json").rename(synthetic_copy / "flair_aerial_metadata.json")

@@ -22,49 +22,65 @@ that names the first bad file.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import re
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from tqdm import tqdm
 
+from flairlc.data.check_report import (
+    ERROR,
+    WARNING,
+    CheckReport,
+    Issue,
+    Issues,
+    Severity,
+    print_report,
+)
 from flairlc.data.dataset import metadata_problem, window_outside_entirely
 from flairlc.data.errors import FlairDataError
 from flairlc.data.layout import (
+    AREA_MODALITIES,
     CENTROIDS_JSON_NAMES,
+    FLAIR_MODALITIES,
     METADATA_JSON_NAMES,
-    SPLITS,
+    FlairModality,
     PatchRecord,
+    RootFiles,
+    SplitFiles,
+    area_files,
     find_json,
     find_trees,
     load_json,
+    parse_centroid,
+    scan_root,
 )
-from flairlc.data.readers import AERIAL_BANDS, describe_error, truncation_problem
-from flairlc.data.sentinel import SENTINEL_BANDS, product_date, window_outside
+from flairlc.data.readers import describe_error, truncation_problem
+from flairlc.data.sentinel import product_date, window_outside
 from flairlc.nomenclature import NUM_RAW_CLASSES
 
-Severity = Literal["error", "warning"]
-ERROR: Severity = "error"
-WARNING: Severity = "warning"
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "CheckReport",
+    "Issue",
+    "Issues",
+    "check_dataset",
+    "print_report",
+    "validate_records",
+]
 
 #: Expected CRS of aerial images and masks (Lambert-93).
 EXPECTED_EPSG = 2154
-#: Band counts of an aerial image and of a label mask.
-AERIAL_BAND_COUNT = len(AERIAL_BANDS)
-MASK_BAND_COUNT = 1
-#: How many files :meth:`CheckReport.to_text` lists per kind of issue.
-MAX_LISTED_PER_KIND = 20
 #: Default number of reading processes: reading is I/O- and decompression-bound, a few suffice.
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 #: Bytes read at a time from a ``.npy`` file in the full check (bounds memory per worker).
@@ -75,203 +91,6 @@ NPY_CHUNK_BYTES = 16 * 2**20
 READING_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 #: Issue kinds that do not stop a training run (:func:`validate_records` ignores them).
 TRAINING_HARMLESS_KINDS = frozenset({"bad-crs"})
-
-_IMG = re.compile(r"^IMG_(\d+)\.tiff?$")
-_MSK = re.compile(r"^MSK_(\d+)\.tiff?$")
-_SEN_SUFFIXES = ("_data.npy", "_masks.npy", "_products.txt")
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem found in a FLAIR root.
-
-    Attributes:
-        severity: ``"error"`` (the file cannot be used as is) or ``"warning"`` (usable, but odd).
-        kind: short stable code, e.g. ``"missing-mask"``, ``"bad-size"``, ``"unreadable"``.
-        path: the offending file or folder.
-        message: what is wrong, in words a user can act on.
-    """
-
-    severity: Severity
-    kind: str
-    path: Path
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity}: [{self.kind}] {self.path}: {self.message}"
-
-    def to_dict(self) -> dict[str, str]:
-        """A JSON-serializable dict (the path as a string)."""
-        return {
-            "severity": self.severity,
-            "kind": self.kind,
-            "path": str(self.path),
-            "message": self.message,
-        }
-
-
-@dataclass
-class CheckReport:
-    """The result of :func:`check_dataset`.
-
-    Attributes:
-        root: the dataset root checked.
-        counts: number of aerial patches per split, then per domain: ``{"train": {"D004_2021": n}}``.
-        issues: every problem found, errors first, then by kind and path.
-        patch_size: the expected aerial patch size ``(H, W)`` in pixels (the most common one), or
-            None when no raster header could be read (no patches).
-        sat_patch_size: the Sentinel-2 window size used for the centroid checks, in pixels.
-        quick: True when only headers were read (see :func:`check_dataset`).
-    """
-
-    root: Path
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    issues: list[Issue] = field(default_factory=list)
-    patch_size: tuple[int, int] | None = None
-    sat_patch_size: int = 40
-    quick: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when no issue is an error (warnings allowed)."""
-        return not self.errors
-
-    @property
-    def errors(self) -> list[Issue]:
-        """The issues of severity ``"error"``."""
-        return [issue for issue in self.issues if issue.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        """The issues of severity ``"warning"``."""
-        return [issue for issue in self.issues if issue.severity == WARNING]
-
-    @property
-    def num_patches(self) -> int:
-        """Total number of aerial patches found."""
-        return sum(sum(domains.values()) for domains in self.counts.values())
-
-    @property
-    def mode(self) -> str:
-        """What was read, in words: every byte, or headers only."""
-        if self.quick:
-            return "quick: headers of images and arrays, masks in full"
-        return "full: every pixel and array read"
-
-    def kinds(self, severity: Severity | None = None) -> set[str]:
-        """The kinds of issue found, optionally of one severity only."""
-        return {i.kind for i in self.issues if severity is None or i.severity == severity}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable summary: root, verdict, counts and every issue."""
-        return {
-            "root": str(self.root),
-            "ok": self.ok,
-            "quick": self.quick,
-            "num_patches": self.num_patches,
-            "num_errors": len(self.errors),
-            "num_warnings": len(self.warnings),
-            "patch_size": list(self.patch_size) if self.patch_size else None,
-            "sat_patch_size": self.sat_patch_size,
-            "counts": {split: dict(domains) for split, domains in self.counts.items()},
-            "issues": [issue.to_dict() for issue in self.issues],
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def size_line(self) -> str | None:
-        """The patch and window sizes in words, or None when there are no patches."""
-        if self.patch_size is None or not self.num_patches:
-            return None
-        height, width = self.patch_size
-        return f"aerial patch size {height}x{width} px, Sentinel-2 window {self.sat_patch_size} px"
-
-    def to_text(self, max_per_kind: int = MAX_LISTED_PER_KIND) -> str:
-        """A readable report: header, patch counts per split and domain, issues grouped by kind.
-
-        Args:
-            max_per_kind: files listed per kind of issue before ``... and N more``.
-        """
-        lines = [f"FLAIR dataset check ({self.mode}): {self.root}"]
-        size_line = self.size_line()
-        if size_line:
-            lines.append(f"  {size_line}")
-        lines += ["", "Patches per split and domain"]
-        lines += _counts_lines(self.counts)
-        for severity, title in ((ERROR, "Errors"), (WARNING, "Warnings")):
-            selected = [i for i in self.issues if i.severity == severity]
-            if not selected:
-                continue
-            lines += ["", f"{title} ({len(selected)})"]
-            for kind, group in _group_by_kind(selected).items():
-                lines.append(f"  {kind} ({len(group)})")
-                for issue in group[:max_per_kind]:
-                    lines.append(f"    {self.display_path(issue.path)}: {issue.message}")
-                if len(group) > max_per_kind:
-                    lines.append(f"    ... and {len(group) - max_per_kind} more")
-        verdict = "OK" if self.ok else "FAILED"
-        lines += [
-            "",
-            f"Result: {verdict}: {self.num_patches} patches, {len(self.errors)} errors, "
-            f"{len(self.warnings)} warnings",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def display_path(self, path: Path) -> str:
-        """A path relative to the root when it lies under it (for reports), else as is."""
-        try:
-            relative = path.relative_to(self.root)
-        except ValueError:
-            return str(path)
-        return str(path) if relative == Path() else str(relative)
-
-
-def print_report(report: CheckReport, console: Any = None) -> None:
-    """Print a :class:`CheckReport` to a terminal with rich (tables and colours).
-
-    Args:
-        report: the report to print.
-        console: a ``rich.console.Console``; a new one on stdout by default.
-    """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or Console()
-    console.print(
-        f"[bold]FLAIR dataset check[/bold] ({escape(report.mode)}): {escape(str(report.root))}"
-    )
-    size_line = report.size_line()
-    if size_line:
-        console.print(size_line)
-    table = Table(title="Patches per split and domain")
-    table.add_column("split")
-    table.add_column("domain")
-    table.add_column("patches", justify="right")
-    for split, domains in report.counts.items():
-        for domain, count in sorted(domains.items()):
-            table.add_row(split, domain, str(count))
-        table.add_row(split, "[bold]total[/bold]", f"[bold]{sum(domains.values())}[/bold]")
-    console.print(table)
-    for severity, style in ((ERROR, "red"), (WARNING, "yellow")):
-        selected = [i for i in report.issues if i.severity == severity]
-        if not selected:
-            continue
-        console.print(f"[bold {style}]{severity.capitalize()}s ({len(selected)})[/bold {style}]")
-        for kind, group in _group_by_kind(selected).items():
-            console.print(f"  [{style}]{kind}[/{style}] ({len(group)})")
-            for issue in group[:MAX_LISTED_PER_KIND]:
-                path = escape(report.display_path(issue.path))
-                console.print(f"    {path}: {escape(issue.message)}")
-            if len(group) > MAX_LISTED_PER_KIND:
-                console.print(f"    ... and {len(group) - MAX_LISTED_PER_KIND} more")
-    verdict = "[bold green]OK[/bold green]" if report.ok else "[bold red]FAILED[/bold red]"
-    console.print(
-        f"Result: {verdict}: {report.num_patches} patches, {len(report.errors)} errors, "
-        f"{len(report.warnings)} warnings"
-    )
 
 
 def check_dataset(
@@ -324,7 +143,7 @@ def check_dataset(
             "is this a FLAIR dataset root?",
         )
         return checker.finish()
-    checker.run(trees, progress, workers)
+    checker.run(scan_root(trees), progress, workers)
     return checker.finish()
 
 
@@ -360,41 +179,40 @@ def validate_records(
         FlairDataError: naming the first bad file and the problem, and how many more there are.
     """
     modalities = set(modalities)
-    tasks: list[tuple[str, Path, bool]] = []
-    if "aerial" in modalities:
-        tasks += [("aerial", r.aerial_path, False) for r in records]
-    if "mask" in modalities:
-        tasks += [("mask", r.mask_path, False) for r in records if r.mask_path is not None]
-    super_areas = {r.sentinel.data.parent for r in records if r.sentinel is not None}
+    rasters = [key for key in ("aerial", "mask") if key in modalities]
+    tasks = [(key, r.files[key], False) for key in rasters for r in records if key in r.files]
     if "sentinel" in modalities:
+        super_areas = {r.files["sentinel"].parent for r in records if "sentinel" in r.files}
         tasks += [("sen", sen_dir, False) for sen_dir in sorted(super_areas)]
     with tqdm(total=len(tasks), desc="validating files", unit="file", disable=not progress) as bar:
         inspected = _inspect_all(tasks, workers, bar)
     results = dict(zip(((kind, path) for kind, path, _ in tasks), inspected))
     issues = [issue for _, file_issues in results.values() for issue in file_issues]
-    headers = {path: header for (kind, path), (header, _) in results.items() if kind != "sen"}
-    images = [headers.get(r.aerial_path) for r in records] if "aerial" in modalities else []
-    masks = [headers.get(r.mask_path) for r in records if r.mask_path and "mask" in modalities]
-    patch_size = _most_common_size(images) or _most_common_size(masks)
+
+    def header(record: PatchRecord, key: str) -> _Header | None:
+        return results[(key, record.files[key])][0] if key in rasters and key in record.files else None
+
+    patch_size = _most_common_size(header(r, "aerial") for r in records) or (
+        _most_common_size(header(r, "mask") for r in records)
+    )
     for record in records:
-        image = headers.get(record.aerial_path) if "aerial" in modalities else None
+        image, mask = header(record, "aerial"), header(record, "mask")
         if image is not None and patch_size is not None:
-            issues += _size_issues(record.aerial_path, image, patch_size, "the patches' size")
-        mask = headers.get(record.mask_path) if record.mask_path and "mask" in modalities else None
+            issues += _size_issues(record.files["aerial"], image, patch_size, "the patches' size")
         if mask is not None:
             reference, what = _mask_reference(image, patch_size)
             if reference is not None:
-                issues += _size_issues(record.mask_path, mask, reference, what)
-        if "sentinel" in modalities and record.sentinel is not None:
-            shape = results.get(("sen", record.sentinel.data.parent), (None, []))[0]
+                issues += _size_issues(record.files["mask"], mask, reference, what)
+        if "sentinel" in modalities and "sentinel" in record.files:
+            shape = results[("sen", record.files["sentinel"].parent)][0]
             centroids = {record.name: list(record.centroid)} if record.centroid else {}
             issues += _centroid_issues(
-                record.aerial_path, centroids, record.centroids_json, shape, sat_patch_size
+                record.files["aerial"], centroids, record.centroids_json, shape, sat_patch_size
             )
         if "metadata" in modalities:
             metadata = {f"IMG_{record.id}": record.metadata} if record.metadata is not None else {}
             issues += _metadata_issues(
-                record.aerial_path, record.id, metadata, record.metadata_json
+                record.files["aerial"], record.id, metadata, record.metadata_json
             )
     errors = [i for i in issues if i.severity == ERROR and i.kind not in TRAINING_HARMLESS_KINDS]
     if errors:
@@ -436,14 +254,14 @@ def _inspect(task: tuple[str, Path, bool]) -> tuple[Any, list[Issue]]:
 
 def _inspect_raster(path: Path, kind: str, read_all: bool) -> tuple[_Header | None, list[Issue]]:
     """Check one aerial image or mask: header, completeness and (when read) its pixels."""
-    issues = _Issues()
+    issues = Issues()
     header = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as dataset:
                 header = _Header(dataset.height, dataset.width, tuple(dataset.transform)[:6])
-                bands = AERIAL_BAND_COUNT if kind == "aerial" else MASK_BAND_COUNT
+                bands = len(FLAIR_MODALITIES[kind].bands)
                 _check_header(issues, path, dataset, bands)
                 truncated = truncation_problem(dataset, path)
                 if truncated is not None:
@@ -458,7 +276,7 @@ def _inspect_raster(path: Path, kind: str, read_all: bool) -> tuple[_Header | No
     return header, issues
 
 
-def _check_header(issues: _Issues, path: Path, dataset: Any, bands: int) -> None:
+def _check_header(issues: Issues, path: Path, dataset: Any, bands: int) -> None:
     if dataset.count != bands:
         issues.error("bad-band-count", path, f"{dataset.count} bands, expected {bands}")
     bad_dtypes = sorted({d for d in dataset.dtypes if d != "uint8"})
@@ -472,7 +290,7 @@ def _check_header(issues: _Issues, path: Path, dataset: Any, bands: int) -> None
         )
 
 
-def _check_label_values(issues: _Issues, path: Path, values: np.ndarray) -> None:
+def _check_label_values(issues: Issues, path: Path, values: np.ndarray) -> None:
     bad = _bad_label_values(values)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
@@ -485,25 +303,23 @@ def _inspect_super_area(
     sen_dir: Path, read_all: bool
 ) -> tuple[tuple[int, int] | None, list[Issue]]:
     """Check the three files of a super-area; returns its ``(H, W)`` when known."""
-    issues = _Issues()
+    issues = Issues()
     try:
         names = sorted(os.listdir(sen_dir))
     except OSError as error:
         issues.error("unreadable", sen_dir, f"cannot list this folder ({describe_error(error)})")
         return None, issues
     files: dict[str, Path] = {}
-    for suffix in _SEN_SUFFIXES:
-        matches = [name for name in names if name.endswith(suffix)]
+    for modality, matches in zip(AREA_MODALITIES, area_files(sen_dir, names).values(), strict=True):
         if not matches:
-            issues.error("missing-sentinel", sen_dir, f"no *{suffix} file in this folder")
+            issues.error("missing-sentinel", sen_dir, f"no *{modality.suffix} file in this folder")
         elif len(matches) > 1:
-            issues.error(
-                "ambiguous-sentinel", sen_dir, f"several *{suffix} files: {', '.join(matches)}"
-            )
+            found = ", ".join(path.name for path in matches)
+            issues.error("ambiguous-sentinel", sen_dir, f"several *{modality.suffix} files: {found}")
         else:
-            files[suffix] = sen_dir / matches[0]
-    data = _load_npy(issues, files.get("_data.npy"), len(SENTINEL_BANDS), "uint16", read_all)
-    masks = _load_npy(issues, files.get("_masks.npy"), 2, "uint8", read_all)
+            files[modality.suffix] = matches[0]
+    data = _load_npy(issues, files.get("_data.npy"), FLAIR_MODALITIES["sentinel"], read_all)
+    masks = _load_npy(issues, files.get("_masks.npy"), FLAIR_MODALITIES["sentinel_masks"], read_all)
     products = _load_products(issues, files.get("_products.txt"))
     lengths = {
         suffix: (files[suffix], length)
@@ -529,11 +345,12 @@ def _inspect_super_area(
 
 
 def _load_npy(
-    issues: _Issues, path: Path | None, channels: int, dtype: str, read_all: bool
+    issues: Issues, path: Path | None, modality: FlairModality, read_all: bool
 ) -> tuple[int, ...] | None:
     """The shape of a ``(T, C, H, W)`` array when it is readable and well formed."""
     if path is None:
         return None
+    channels, dtype = len(modality.bands), modality.dtype
     try:
         array = np.load(path, mmap_mode="r")
     except Exception as error:  # noqa: BLE001 - any reader failure is a finding, not a crash
@@ -560,7 +377,7 @@ def _read_every_byte(path: Path) -> None:
             pass
 
 
-def _load_products(issues: _Issues, path: Path | None) -> int | None:
+def _load_products(issues: Issues, path: Path | None) -> int | None:
     """The number of product names when the file is readable."""
     if path is None:
         return None
@@ -626,16 +443,6 @@ def _enter_reading_env() -> None:
 _WORKER_ENV: Any = None
 
 
-class _Issues(list):
-    """A list of issues, with one method per severity."""
-
-    def error(self, kind: str, path: Path, message: str) -> None:
-        self.append(Issue(ERROR, kind, Path(path), message))
-
-    def warn(self, kind: str, path: Path, message: str) -> None:
-        self.append(Issue(WARNING, kind, Path(path), message))
-
-
 # --------------------------------------------------------------------------------------------
 # Checks across files (in this process)
 
@@ -673,8 +480,8 @@ def _centroid_issues(
     if image.name not in centroids:
         return [Issue(ERROR, "missing-centroid", image, f"no {image.name} entry in {json_name}")]
     try:
-        row, col = (int(v) for v in centroids[image.name])
-    except (TypeError, ValueError):
+        row, col = parse_centroid(centroids[image.name])
+    except ValueError:
         value = centroids[image.name]
         message = f"centroid {value!r} in {json_name} is not a [row, col] pair of integers"
         return [Issue(ERROR, "bad-centroid", image, message)]
@@ -714,13 +521,11 @@ def _metadata_issues(
 
 @dataclass
 class _Split:
-    """What the walk found in the trees of one split."""
+    """The patch files of one split, each id once (see :meth:`_Checker.unique`)."""
 
-    images: dict[str, Path] = field(default_factory=dict)
-    masks: dict[str, Path] = field(default_factory=dict)
-    sen_dirs: dict[tuple[str, str], Path] = field(default_factory=dict)
-    has_labels: bool = False
-    sen_trees: list[Path] = field(default_factory=list)
+    images: dict[str, Path]
+    masks: dict[str, Path]
+    files: SplitFiles
 
 
 class _Checker:
@@ -729,7 +534,7 @@ class _Checker:
     def __init__(self, report: CheckReport) -> None:
         self.report = report
         self.root = report.root
-        self.issues = _Issues()
+        self.issues = Issues()
         self.seen_ids: dict[str, Path] = {}
         self.json_paths: dict[str, Path | None] = {}
 
@@ -740,21 +545,20 @@ class _Checker:
         self.issues.warn(kind, path, message)
 
     def finish(self) -> CheckReport:
-        order = {ERROR: 0, WARNING: 1}
-        self.report.issues = sorted(
-            self.issues, key=lambda i: (order[i.severity], i.kind, str(i.path))
-        )
+        self.report.issues = self.issues.in_report_order()
         return self.report
 
     # -- the whole root ----------------------------------------------------------------------
 
-    def run(self, trees: dict[tuple[str, str], list[Path]], progress: bool, workers: int) -> None:
-        splits = {split: self._walk(trees, split) for split in SPLITS}
+    def run(self, scan: RootFiles, progress: bool, workers: int) -> None:
+        for folder in scan.misplaced:
+            self.warn("bad-layout", folder, "folder is not at D{ddd}_{yyyy}/Z{n}_{AA}/" + folder.name)
+        splits = {split: self.unique(files) for split, files in scan.splits.items()}
         splits = {s: found for s, found in splits.items() if found.images or found.masks}
         if not splits:
             self.error("no-patches", self.root, "no aerial image (…/img/IMG_*.tif) in the trees")
             return
-        has_sen = any(found.sen_trees for found in splits.values())
+        has_sen = any(found.files.sentinel_trees for found in splits.values())
         # Centroids are needed only with Sentinel-2 trees; metadata is an optional modality.
         centroids = self._load_root_json(
             CENTROIDS_JSON_NAMES, "missing-centroid", ERROR if has_sen else None
@@ -767,7 +571,7 @@ class _Checker:
         for found in splits.values():
             tasks += [("aerial", path, full) for path in found.images.values()]
             tasks += [("mask", path, True) for path in found.masks.values()]  # values checked
-            tasks += [("sen", path, full) for path in found.sen_dirs.values()]
+            tasks += [("sen", path, full) for path in found.files.area_folders.values()]
         with tqdm(total=len(tasks), desc="checking", unit="file", disable=not progress) as bar:
             inspected = _inspect_all(tasks, workers, bar)
         results = dict(zip(((kind, path) for kind, path, _ in tasks), inspected))
@@ -783,49 +587,19 @@ class _Checker:
         for split, found in splits.items():
             self._check_split(split, found, headers, shapes, centroids, metadata)
 
-    def _walk(self, trees: dict[tuple[str, str], list[Path]], split: str) -> _Split:
-        found = _Split(
-            has_labels=bool(trees.get(("labels", split))),
-            sen_trees=list(trees.get(("sen", split), [])),
-        )
-        for modality in ("aerial", "labels", "sen"):
-            for tree in trees.get((modality, split), []):
-                for leaf_dir, filenames in _leaf_dirs(tree):
-                    self._index_leaf(modality, tree, leaf_dir, filenames, found)
-        return found
-
-    def _index_leaf(
-        self, modality: str, tree: Path, leaf_dir: Path, filenames: list[str], found: _Split
-    ) -> None:
-        leaf = leaf_dir.name
-        if len(leaf_dir.relative_to(tree).parts) != 3:
-            if leaf in ("img", "msk", "sen"):
-                self.warn(
-                    "bad-layout", leaf_dir, "folder is not at D{ddd}_{yyyy}/Z{n}_{AA}/" + leaf
-                )
-            return
-        if leaf == "sen" and modality == "sen":
-            found.sen_dirs[(leaf_dir.parts[-3], leaf_dir.parts[-2])] = leaf_dir
-            return
-        if (modality, leaf) not in (("aerial", "img"), ("aerial", "msk"), ("labels", "msk")):
-            return
-        pattern, target = (_IMG, found.images) if leaf == "img" else (_MSK, found.masks)
-        if leaf == "msk":
-            # FLAIR #1-style roots keep masks beside the images, in the aerial tree.
-            found.has_labels = True
-        for filename in sorted(filenames):
-            match = pattern.match(filename)
-            if not match:
-                continue
-            path = leaf_dir / filename
-            key = f"{leaf}:{match[1]}"
-            if key in self.seen_ids:
-                self.error(
-                    "duplicate-id", path, f"patch id {match[1]} also used by {self.seen_ids[key]}"
-                )
-                continue
-            self.seen_ids[key] = path
-            target[match[1]] = path
+    def unique(self, files: SplitFiles) -> _Split:
+        """A split's images and masks, each id once in the root: the first file of an id met
+        (splits, trees, folders and files in order) is kept, the others are ``duplicate-id``."""
+        kept: dict[str, dict[str, Path]] = {}
+        for key, leaf in (("aerial", "img"), ("mask", "msk")):
+            kept[key] = {}
+            for patch_id, path in files.patch_files[key]:
+                seen = self.seen_ids.setdefault(f"{leaf}:{patch_id}", path)
+                if seen != path:
+                    self.error("duplicate-id", path, f"patch id {patch_id} also used by {seen}")
+                    continue
+                kept[key][patch_id] = path
+        return _Split(kept["aerial"], kept["mask"], files)
 
     def _load_root_json(
         self, names: tuple[str, ...], kind: str, if_missing: Severity | None
@@ -870,7 +644,7 @@ class _Checker:
             mask = found.masks.get(patch_id)
             if mask is not None:
                 self._check_mask(mask, headers.get(mask), header)
-            elif found.has_labels:
+            elif found.files.labelled:
                 self.error("missing-mask", image, f"no mask MSK_{patch_id}.tif for this image")
             if metadata is not None:
                 self._check_metadata(image, patch_id, domain, metadata)
@@ -881,8 +655,8 @@ class _Checker:
                 )
                 self._check_mask(mask, headers.get(mask), None)
         self.report.counts[split] = dict(sorted(counts.items()))
-        if found.sen_trees:
-            self._check_sentinel(found, areas, shapes, centroids)
+        if found.files.sentinel_trees:
+            self._check_sentinel(found.files, areas, shapes, centroids)
 
     def _check_mask(self, mask: Path, header: _Header | None, image: _Header | None) -> None:
         if header is None:
@@ -908,16 +682,16 @@ class _Checker:
 
     def _check_sentinel(
         self,
-        found: _Split,
+        found: SplitFiles,
         areas: dict[tuple[str, str], list[Path]],
         shapes: dict[Path, tuple[int, int] | None],
         centroids: dict[str, Any] | None,
     ) -> None:
         json_path = self.json_paths.get("missing-centroid")
         for key, images in sorted(areas.items()):
-            sen_dir = found.sen_dirs.get(key)
+            sen_dir = found.area_folders.get(key)
             if sen_dir is None:
-                expected = found.sen_trees[0] / key[0] / key[1] / "sen"
+                expected = found.sentinel_trees[0] / key[0] / key[1] / "sen"
                 self.error("missing-sentinel", expected, "no Sentinel-2 folder for this area")
                 continue
             if centroids is not None:
@@ -926,16 +700,9 @@ class _Checker:
                         image, centroids, json_path, shapes.get(sen_dir),
                         self.report.sat_patch_size,
                     )
-        for key, sen_dir in sorted(found.sen_dirs.items()):
+        for key, sen_dir in sorted(found.area_folders.items()):
             if key not in areas:
                 self.warn("orphan-sentinel", sen_dir, "Sentinel-2 folder of an area with no images")
-
-
-def _leaf_dirs(tree: Path) -> Iterable[tuple[Path, list[str]]]:
-    for dirpath, dirnames, filenames in os.walk(tree):
-        dirnames.sort()
-        if os.path.basename(dirpath) in ("img", "msk", "sen"):
-            yield Path(dirpath), filenames
 
 
 def _bad_label_values(values: np.ndarray) -> list[int]:
@@ -949,21 +716,3 @@ def _bad_label_values(values: np.ndarray) -> list[int]:
 def _crs_name(crs: Any) -> str:
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_string()[:60]
-
-
-def _counts_lines(counts: dict[str, dict[str, int]]) -> list[str]:
-    rows = [("split", "domain", "patches")]
-    for split, domains in counts.items():
-        rows += [(split, domain, str(count)) for domain, count in sorted(domains.items())]
-        rows.append((split, "total", str(sum(domains.values()))))
-    if len(rows) == 1:
-        return ["  (no patches found)"]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
-
-
-def _group_by_kind(issues: list[Issue]) -> dict[str, list[Issue]]:
-    groups: dict[str, list[Issue]] = defaultdict(list)
-    for issue in issues:
-        groups[issue.kind].append(issue)
-    return dict(groups)

@@ -20,13 +20,15 @@ from torch.utils.data import Dataset
 
 from flairlc import nomenclature as nomenclature_module
 from flairlc.data.errors import FlairDataError
-from flairlc.data.layout import CENTROIDS_JSON_NAMES, PatchRecord, discover_patches
+from flairlc.data.layout import AREA_MODALITIES, CENTROIDS_JSON_NAMES, PatchRecord, discover_patches
 from flairlc.data.metadata import encode_metadata
 from flairlc.data.readers import read_aerial, read_mask
 from flairlc.data.sentinel import REFERENCE_DATE, SeriesPreprocessing, SuperArea
 
 #: Modalities a dataset can load.
 MODALITIES = ("aerial", "mask", "sentinel", "metadata")
+#: The files of a patch's Sentinel-2 super-area (the ``sentinel`` modality reads all three).
+AREA_KEYS = tuple(m.key for m in AREA_MODALITIES)
 
 
 class FlairDataset(Dataset):
@@ -124,12 +126,11 @@ class FlairDataset(Dataset):
         sample: dict[str, Any] = {"id": record.id, "domain": record.domain, "index": index}
         size = self.patch_size
         if "aerial" in self.modalities:
-            aerial = read_aerial(record.aerial_path, size=size)
+            aerial = read_aerial(record.files["aerial"], size=size)
             sample["aerial"] = torch.from_numpy(aerial)
             size = aerial.shape[1:]
         if "mask" in self.modalities:
-            assert record.mask_path is not None
-            mask = read_mask(record.mask_path, self.nomenclature)
+            mask = read_mask(record.files["mask"], self.nomenclature)
             _check_mask_size(record, mask.shape, size, from_image="aerial" in self.modalities)
             sample["mask"] = torch.from_numpy(mask.astype(np.int64))
         if "sentinel" in self.modalities:
@@ -153,7 +154,7 @@ class FlairDataset(Dataset):
             problem = metadata_problem(record.metadata, self.geo_enc_size) or "cannot be encoded"
             json_name = record.metadata_json.name if record.metadata_json else "the aerial metadata JSON"
             raise FlairDataError(
-                record.aerial_path, f"its entry IMG_{record.id} in {json_name} {problem}"
+                record.files["aerial"], f"its entry IMG_{record.id} in {json_name} {problem}"
             ) from None
 
     def sentinel_window(self, record: PatchRecord) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +163,7 @@ class FlairDataset(Dataset):
         Returns:
             float32 ``(T, 10, S, S)`` reflectance ×10 000 and int64 ``(T,)`` day offsets.
         """
-        assert record.sentinel is not None and record.centroid is not None
+        assert record.centroid is not None
         super_area = self._super_area(record)
         row, col = record.centroid
         size = self.sat_patch_size
@@ -170,42 +171,43 @@ class FlairDataset(Dataset):
             height, width = super_area.shape
             json_name = record.centroids_json.name if record.centroids_json else "the centroids JSON"
             raise FlairDataError(
-                record.aerial_path,
+                record.files["aerial"],
                 f"its centroid ({row}, {col}) in {json_name} puts the {size}x{size} Sentinel-2 "
-                f"window entirely outside the {height}x{width} super-area {record.sentinel.data.name}",
+                f"window entirely outside the {height}x{width} super-area {record.files['sentinel'].name}",
             )
         data, masks = super_area.window(row, col, size)
         return self.preprocessing.apply(data, masks, super_area.dates)
 
     def _super_area(self, record: PatchRecord) -> SuperArea:
-        assert record.sentinel is not None
-        key = record.sentinel.data
+        key = record.files["sentinel"]
         if key not in self._super_areas:
-            self._super_areas[key] = SuperArea(record.sentinel)
+            paths = record.sentinel
+            assert paths is not None
+            self._super_areas[key] = SuperArea(paths)
         return self._super_areas[key]
 
     def _check_records(self) -> None:
         needs = {
-            "mask": ("mask_path", "its label mask MSK_{id}.tif"),
-            "sentinel": ("sentinel", "its area's Sentinel-2 files (sen/…_data.npy, _masks.npy, _products.txt)"),
-            "metadata": ("metadata", "its entry in the aerial metadata JSON"),
+            "mask": (("mask",), "its label mask MSK_{id}.tif"),
+            "sentinel": (AREA_KEYS, "its area's Sentinel-2 files (sen/…_data.npy, _masks.npy, _products.txt)"),
+            "metadata": (("metadata",), "its entry in the aerial metadata JSON"),
         }
-        for modality, (attribute, what) in needs.items():
+        for modality, (keys, what) in needs.items():
             if modality not in self.modalities:
                 continue
-            missing = [r for r in self.records if getattr(r, attribute) is None]
+            missing = [r for r in self.records if _lacks(r, keys)]
             if modality == "sentinel" and not missing:
                 self._check_centroids()
             if missing:
                 first = missing[0]
                 raise FlairDataError(
-                    first.aerial_path,
+                    first.files["aerial"],
                     f"{len(missing)} patch(es) lack {what.format(id=first.id)} needed for the "
                     f"'{modality}' modality (first: {first.id}); run `flairlc check` on the root",
                 )
 
     def _check_centroids(self) -> None:
-        missing = [r for r in self.records if r.sentinel and r.centroid is None]
+        missing = [r for r in self.records if not _lacks(r, AREA_KEYS) and r.centroid is None]
         if missing:
             first = missing[0]
             json_name = first.centroids_json.name if first.centroids_json else None
@@ -215,7 +217,7 @@ class FlairDataset(Dataset):
                 else f"no centroids JSON at the root ({CENTROIDS_JSON_NAMES[0]}) for {first.name}"
             )
             raise FlairDataError(
-                first.aerial_path,
+                first.files["aerial"],
                 f"{where}: its Sentinel-2 window is unknown, needed for the 'sentinel' modality "
                 f"({len(missing)} patch(es) lack a centroid); run `flairlc check` on the root",
             )
@@ -254,15 +256,19 @@ def _check_mask_size(
     """A mask must have its image's size (or the dataset's, when no image is read)."""
     if size is None or tuple(shape) == tuple(size):
         return
-    assert record.mask_path is not None
+    mask = record.files["mask"]
     found, expected = f"{shape[0]}x{shape[1]}", f"{size[0]}x{size[1]}"
     if from_image:
         # Which of the two is wrong is unknown here: name both.
         raise FlairDataError(
-            record.aerial_path,
-            f"aerial image is {expected} px but its mask {record.mask_path.name} is {found} px",
+            record.files["aerial"], f"aerial image is {expected} px but its mask {mask.name} is {found} px"
         )
-    raise FlairDataError(record.mask_path, f"label mask is {found} px, expected {expected}")
+    raise FlairDataError(mask, f"label mask is {found} px, expected {expected}")
+
+
+def _lacks(record: PatchRecord, keys: tuple[str, ...]) -> bool:
+    """Whether a patch lacks one of the files of ``keys`` (``"metadata"``: its metadata entry)."""
+    return any(record.metadata is None if key == "metadata" else key not in record.files for key in keys)
 
 
 def window_outside_entirely(shape: tuple[int, int], row: int, col: int, size: int) -> bool:

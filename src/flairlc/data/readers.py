@@ -19,11 +19,12 @@ from rasterio._err import CPLE_BaseError
 from rasterio.enums import Interleaving
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
+from flairlc.data.bands import AERIAL_BANDS
 from flairlc.data.errors import FlairDataError
 from flairlc.nomenclature import NomenclatureSpec, get, raw_to_index
 
-#: Band order of an aerial patch.
-AERIAL_BANDS = ("red", "green", "blue", "nir", "elevation")
+#: Band count of a FLAIR aerial patch file (the bands of :data:`flairlc.data.bands.AERIAL_BANDS`).
+AERIAL_BAND_COUNT = len(AERIAL_BANDS)
 #: Aerial pixel size in metres.
 AERIAL_PIXEL_SIZE_M = 0.2
 #: Above this many pixel blocks, :func:`truncation_problem` does not look (a few ms per file).
@@ -59,9 +60,9 @@ def read_aerial(
     array = _read(path, bands)
     if array.dtype != np.uint8:
         raise FlairDataError(path, f"aerial image has dtype {array.dtype}, expected uint8")
-    if bands is None and array.shape[0] != len(AERIAL_BANDS):
+    if bands is None and array.shape[0] != AERIAL_BAND_COUNT:
         raise FlairDataError(
-            path, f"aerial image has {array.shape[0]} bands, expected {len(AERIAL_BANDS)}"
+            path, f"aerial image has {array.shape[0]} bands, expected {AERIAL_BAND_COUNT}"
         )
     _check_size(path, array.shape[1:], size, "aerial image")
     return array

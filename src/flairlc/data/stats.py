@@ -267,7 +267,7 @@ def class_distribution(
     """
     classes(nomenclature)  # an unknown nomenclature fails before the walk
     records = discover_patches(root, splits=splits, toy=toy)
-    labels = [LabelFile(r.mask_path, r.split, r.domain) for r in records]
+    labels = [LabelFile(r.files.get("mask"), r.split, r.domain) for r in records]
     return count_classes(labels, lambda path: read_mask(path, nomenclature), nomenclature, progress)
 
 

@@ -1,7 +1,7 @@
 """Validation of a FLAIR-HUB root (``flairlc check`` on a FLAIR-HUB layout).
 
-:func:`check_hub` reports one :class:`~flairlc.data.check.Issue` per problem, each naming the
-offending file, in the same :class:`~flairlc.data.check.CheckReport` as FLAIR #2's check:
+:func:`check_hub` reports one :class:`~flairlc.data.check_report.Issue` per problem, each naming the
+offending file, in the same :class:`~flairlc.data.check_report.CheckReport` as FLAIR #2's check:
 
 - ``missing-modality``: a patch lacks a modality its domain-year has (e.g. no DEM_ELEV file);
 - ``unreadable``: a GeoTIFF (or GeoPackage) that cannot be read, every pixel included (a file cut
@@ -29,7 +29,8 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from flairlc.data.check import ERROR, EXPECTED_EPSG, CheckReport, Issue
+from flairlc.data.check import EXPECTED_EPSG
+from flairlc.data.check_report import CheckReport, Issues
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub.layout import (
     HubPatch,
@@ -63,16 +64,17 @@ def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:
             split.
 
     Returns:
-        A :class:`~flairlc.data.check.CheckReport`: ``counts`` per split (``unsplit`` for patches
+        A :class:`~flairlc.data.check_report.CheckReport`: ``counts`` per split (``unsplit`` for patches
         absent from the split file) and domain-year, ``patch_size`` the most common aerial size.
     """
     root = Path(root)
     report = CheckReport(root=root)
-    issues: list[Issue] = []
+    issues = Issues()
     try:
         patches = discover_hub(root)
     except FlairDataError as error:
-        report.issues = [Issue(ERROR, "no-patches", error.path, error.problem)]
+        issues.error("no-patches", error.path, error.problem)
+        report.issues = issues.in_report_order()
         return report
     split_of = _split_of(root, split_column, patches, issues)
     dates = _dates_tables(root, patches, issues)
@@ -85,8 +87,8 @@ def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:
         for name in sorted(present[patch.domain_year] - set(patch.files)):
             if HUB_MODALITIES[name].year == HISTORICAL_YEAR and name not in present.get(f"{patch.domain}-{HISTORICAL_YEAR}", set()):
                 continue
-            issues.append(Issue(ERROR, "missing-modality", patch.file_of(name, root),
-                                f"patch {patch.id} has no {name} file (its domain-year has {name})"))
+            issues.error("missing-modality", patch.file_of(name, root),
+                                f"patch {patch.id} has no {name} file (its domain-year has {name})")
         headers = {}
         for name, path in sorted(patch.files.items()):
             header = _inspect(path, HUB_MODALITIES[name], issues, dates, patch, cosia_values)
@@ -101,32 +103,31 @@ def check_hub(root: str | Path, split_column: str = "split_1") -> CheckReport:
     report.counts = {split: dict(domains) for split, domains in sorted(report.counts.items())}
     report.patch_size = sizes.most_common(1)[0][0] if sizes else None
     report.sat_patch_size = series_sizes.most_common(1)[0][0] if series_sizes else report.sat_patch_size
-    order = {ERROR: 0, "warning": 1}
-    report.issues = sorted(issues, key=lambda i: (order[i.severity], i.kind, str(i.path)))
+    report.issues = issues.in_report_order()
     return report
 
 
-def _split_of(root: Path, column: str, patches: list[HubPatch], issues: list[Issue]) -> dict[str, str]:
+def _split_of(root: Path, column: str, patches: list[HubPatch], issues: Issues) -> dict[str, str]:
     path = split_gpkg_path(root)
     if not path.is_file():
-        issues.append(Issue(ERROR, "missing-split-file", path, "split file not found: no patch has a split"))
+        issues.error("missing-split-file", path, "split file not found: no patch has a split")
         return {}
     try:
         split_of = read_split_gpkg(path, column)
     except FlairDataError as error:
-        issues.append(Issue(ERROR, "unreadable", error.path, error.problem))
+        issues.error("unreadable", error.path, error.problem)
         return {}
     ids = {p.id for p in patches}
     for patch in patches:
         if patch.id not in split_of:
             first = next(iter(sorted(patch.files.values())))
-            issues.append(Issue(ERROR, "not-in-split", first, f"patch {patch.id} is absent from {path.name} ({column})"))
+            issues.error("not-in-split", first, f"patch {patch.id} is absent from {path.name} ({column})")
     for patch_id in sorted(set(split_of) - ids):
-        issues.append(Issue("warning", "split-without-files", path, f"patch {patch_id} ({split_of[patch_id]}) has no file in the root"))
+        issues.warn("split-without-files", path, f"patch {patch_id} ({split_of[patch_id]}) has no file in the root")
     return split_of
 
 
-def _dates_tables(root: Path, patches: list[HubPatch], issues: list[Issue]) -> dict[str, dict]:
+def _dates_tables(root: Path, patches: list[HubPatch], issues: Issues) -> dict[str, dict]:
     names = {HUB_MODALITIES[m].dates_file for p in patches for m in p.files} - {None}
     tables = {}
     for name in sorted(names):
@@ -135,7 +136,7 @@ def _dates_tables(root: Path, patches: list[HubPatch], issues: list[Issue]) -> d
             tables[name] = read_dates_gpkg(path)
         except FlairDataError as error:
             kind = "missing-dates" if not path.is_file() else "unreadable"
-            issues.append(Issue(ERROR, kind, error.path, f"{error.problem}: the dates of its time series are unknown"))
+            issues.error(kind, error.path, f"{error.problem}: the dates of its time series are unknown")
     return tables
 
 
@@ -152,7 +153,7 @@ def _modalities_per_domain_year(root: Path) -> dict[str, set[str]]:
 
 
 def _inspect(
-    path: Path, modality: HubModality, issues: list[Issue], dates: dict[str, dict], patch: HubPatch,
+    path: Path, modality: HubModality, issues: Issues, dates: dict[str, dict], patch: HubPatch,
     cosia_values: list[int],
 ) -> dict | None:
     """Read a whole file; record its problems; return its header (bounds, pixel size, shape)."""
@@ -165,48 +166,48 @@ def _inspect(
                           "shape": (ds.height, ds.width), "epsg": ds.crs.to_epsg() if ds.crs else None,
                           "dates": ds.count / len(modality.bands) if modality.time_series else None}
     except Exception as error:  # each unreadable file is one issue, whatever GDAL raised
-        issues.append(Issue(ERROR, "unreadable", path, f"cannot read as a GeoTIFF ({describe_error(error)})"))
+        issues.error("unreadable", path, f"cannot read as a GeoTIFF ({describe_error(error)})")
         return None
     if header["epsg"] != EXPECTED_EPSG:
-        issues.append(Issue("warning", "bad-crs", path, f"CRS is EPSG:{header['epsg']}, expected EPSG:{EXPECTED_EPSG}"))
+        issues.warn("bad-crs", path, f"CRS is EPSG:{header['epsg']}, expected EPSG:{EXPECTED_EPSG}")
     if modality.dtype is not None and array.dtype != np.dtype(modality.dtype):
-        issues.append(Issue(ERROR, "bad-dtype", path, f"{modality.name} has dtype {array.dtype}, expected {modality.dtype}"))
+        issues.error("bad-dtype", path, f"{modality.name} has dtype {array.dtype}, expected {modality.dtype}")
     per_date, count = len(modality.bands), array.shape[0]
     if modality.time_series:
         if count % per_date:
-            issues.append(Issue(ERROR, "bad-bands", path, f"{count} bands, not a multiple of {per_date} ({modality.name} bands per date)"))
+            issues.error("bad-bands", path, f"{count} bands, not a multiple of {per_date} ({modality.name} bands per date)")
         else:
             _series_length(path, modality, count // per_date, dates, patch, issues)
     elif not modality.label and count != per_date:
-        issues.append(Issue(ERROR, "bad-bands", path, f"{count} bands, expected {per_date} ({', '.join(modality.bands)})"))
+        issues.error("bad-bands", path, f"{count} bands, expected {per_date} ({', '.join(modality.bands)})")
     if modality.name == "AERIAL_LABEL-COSIA":
         bad = sorted(set(np.unique(array[0]).tolist()) - set(cosia_values))
         if bad:
-            issues.append(Issue(ERROR, "bad-label", path, f"label values {bad[:10]} are no CoSIA class (values 0..18)"))
+            issues.error("bad-label", path, f"label values {bad[:10]} are no CoSIA class (values 0..18)")
     return header
 
 
-def _series_length(path: Path, modality: HubModality, length: int, dates: dict[str, dict], patch: HubPatch, issues: list[Issue]) -> None:
+def _series_length(path: Path, modality: HubModality, length: int, dates: dict[str, dict], patch: HubPatch, issues: Issues) -> None:
     table = dates.get(modality.dates_file or "")
     if table is None:
         return  # the dates file's own issue is reported once
     if patch.id not in table:
-        issues.append(Issue(ERROR, "missing-dates", path, f"patch {patch.id} has no entry in {modality.dates_file}"))
+        issues.error("missing-dates", path, f"patch {patch.id} has no entry in {modality.dates_file}")
     elif len(table[patch.id]) != length:
-        issues.append(Issue(ERROR, "series-length", path, f"{modality.name} has {length} dates but "
-                            f"{modality.dates_file} lists {len(table[patch.id])} for patch {patch.id}"))
+        issues.error("series-length", path, f"{modality.name} has {length} dates but "
+                            f"{modality.dates_file} lists {len(table[patch.id])} for patch {patch.id}")
 
 
-def _mask_dates(patch: HubPatch, headers: dict[str, dict], issues: list[Issue]) -> None:
+def _mask_dates(patch: HubPatch, headers: dict[str, dict], issues: Issues) -> None:
     """The snow/cloud masks of a Sentinel-2 series have one entry per date of the series."""
     series, masks = headers.get("SENTINEL2_TS"), headers.get("SENTINEL2_MSK-SC")
     if series is None or masks is None or series["dates"] == masks["dates"]:
         return
-    issues.append(Issue(ERROR, "series-length", patch.files["SENTINEL2_MSK-SC"],
-                        f"SENTINEL2_MSK-SC has {masks['dates']:g} dates but its SENTINEL2_TS file has {series['dates']:g}"))
+    issues.error("series-length", patch.files["SENTINEL2_MSK-SC"],
+                        f"SENTINEL2_MSK-SC has {masks['dates']:g} dates but its SENTINEL2_TS file has {series['dates']:g}")
 
 
-def _footprints(patch: HubPatch, headers: dict[str, dict], issues: list[Issue]) -> None:
+def _footprints(patch: HubPatch, headers: dict[str, dict], issues: Issues) -> None:
     if not headers:
         return
     reference = FOOTPRINT_REFERENCE if FOOTPRINT_REFERENCE in headers else sorted(headers)[0]
@@ -217,5 +218,5 @@ def _footprints(patch: HubPatch, headers: dict[str, dict], issues: list[Issue]) 
         if gap > tolerance:
             bounds = ", ".join(f"{v:.1f}" for v in header["bounds"])
             ref_bounds = ", ".join(f"{v:.1f}" for v in ref["bounds"])
-            issues.append(Issue(ERROR, "footprint-mismatch", patch.files[name],
-                                f"bounds ({bounds}) differ from its {reference} file's ({ref_bounds}) by {gap:.2f} m"))
+            issues.error("footprint-mismatch", patch.files[name],
+                                f"bounds ({bounds}) differ from its {reference} file's ({ref_bounds}) by {gap:.2f} m")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flairlc.data.bands import AERIAL_BANDS
+
 #: Side of a FLAIR-HUB patch footprint, metres (512 px at 0.2 m).
 PATCH_FOOTPRINT_M = 102.4
 #: Folder of the global metadata files (splits and acquisition dates).
@@ -63,7 +65,7 @@ class HubModality:
 HUB_MODALITIES: dict[str, HubModality] = {
     m.name: m
     for m in (
-        HubModality("AERIAL_RGBI", "aerial", ("R", "G", "B", "NIR"), 0.2, 512, "uint8"),
+        HubModality("AERIAL_RGBI", "aerial", AERIAL_BANDS[:4], 0.2, 512, "uint8"),
         HubModality("AERIAL-RLT_PAN", "aerial_rlt", ("PAN",), None, None, None, year=HISTORICAL_YEAR),
         HubModality("DEM_ELEV", "dem", ("DSM", "DTM"), 0.2, 512, None),
         HubModality("SPOT_RGBI", "spot", ("R", "G", "B", "NIR"), 1.6, 64, None),
