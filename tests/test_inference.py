@@ -114,3 +114,16 @@ def test_evaluation_runs_on_one_device_and_says_so() -> None:
         evaluation_device("cpu", 2)
     with pytest.raises(ValueError, match=r"^--accelerator tpu: expected auto, cpu, gpu, cuda or mps$"):
         evaluation_device("tpu")
+
+
+def test_predicted_classes_are_the_argmax_of_the_written_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate --checkpoint`` and ``test`` score what ``predict`` writes and ``map`` decides (the
+    argmax of the probabilities), even where two logits differ by less than their softmax resolves."""
+    model = TrainedModel("unet", {"encoder_name": "resnet18"}, nomenclature="baseline").eval()
+    logits = torch.zeros(1, model.num_classes, 1, 2)
+    logits[0, 3, 0, 0] = 1e-9  # softmax: class 0 and class 3 round to the same float32
+    logits[0, 5, 0, 1] = 2.0   # a clear winner
+    monkeypatch.setattr(model, "forward_batch", lambda batch, size=None: (logits, None))
+    probabilities = model.predict_proba({})
+    assert probabilities[0, 0, 0, 0] == probabilities[0, 3, 0, 0]
+    assert model.predict_classes({}).tolist() == [[[0, 5]]] == probabilities.argmax(dim=1).tolist()

@@ -274,9 +274,10 @@ class TrainedModel(nn.Module):
         return self.predictable(logits).float().softmax(dim=1)
 
     def predict_classes(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Class indices int64 ``(B, H, W)``: the argmax of the logits over the active classes."""
-        logits, _ = self.forward_batch(batch)
-        return self.predictable(logits).argmax(dim=1)
+        """Class indices int64 ``(B, H, W)``: the argmax of :meth:`predict_proba` (over the active
+        classes), as ``predict`` writes and as a map's windows are decided; the argmax of the
+        logits themselves could differ where two probabilities round to the same float32."""
+        return self.predict_proba(batch).argmax(dim=1)
 
 
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> TrainedModel:
