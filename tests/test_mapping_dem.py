@@ -215,3 +215,33 @@ def test_model_without_elevation_ignores_the_dem_as_the_elevation(area, tmp_path
     assert _map(area, tmp_path / "dem.tif", "--dem", str(area["dem"]), checkpoint=area["rgbi_checkpoint"]) == 0
     assert f"warning: the model does not read elevation: ignoring {area['dem']}" in capsys.readouterr().err
     assert np.array_equal(_read(tmp_path / "dem.tif"), _read(tmp_path / "plain.tif"))
+
+
+def _separate_vrt(path: Path, members: list[Path], transform: Affine, crs, shape: tuple[int, int]) -> Path:
+    """A VRT with one band per single-band member, as ``gdalbuildvrt -separate`` writes it."""
+    height, width = shape
+    bands = "".join(
+        f'<VRTRasterBand dataType="Float32" band="{b}"><SimpleSource>'
+        f'<SourceFilename relativeToVRT="0">{member}</SourceFilename><SourceBand>1</SourceBand>'
+        f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/></SimpleSource></VRTRasterBand>'
+        for b, member in enumerate(members, start=1))
+    geotransform = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    path.write_text(f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}"><SRS>{crs.to_wkt()}</SRS>'
+                    f"<GeoTransform>{geotransform}</GeoTransform>{bands}</VRTDataset>")
+    return path
+
+
+def test_dsm_and_dtm_files_through_a_separate_vrt(area, tmp_path, capsys):
+    """IGN's DSM and DTM as two rasters: a VRT of both (band 1 DSM, band 2 DTM) maps as the DEM;
+    an --out on one of its members is refused."""
+    t, crs = area["dem_transform"], area["crs"]
+    dsm = _write(tmp_path / "DSM.tif", area["dsm"][None], transform=t, crs=crs)
+    dtm = _write(tmp_path / "DTM.tif", area["dtm"][None], transform=t, crs=crs)
+    vrt = _separate_vrt(tmp_path / "DEM.vrt", [dsm, dtm], t, crs, area["dsm"].shape)
+    assert _map(area, tmp_path / "vrt.tif", "--dem", str(vrt)) == 0
+    assert _map(area, tmp_path / "dem.tif", "--dem", str(area["dem"])) == 0
+    assert np.array_equal(_read(tmp_path / "vrt.tif"), _read(tmp_path / "dem.tif"))
+    capsys.readouterr()
+    assert _map(area, dtm, "--dem", str(vrt)) == 2
+    assert f"--out {dtm} would overwrite the input --dem {vrt} ({dtm}, read through it)" in capsys.readouterr().err
