@@ -245,3 +245,23 @@ def test_dsm_and_dtm_files_through_a_separate_vrt(area, tmp_path, capsys):
     capsys.readouterr()
     assert _map(area, dtm, "--dem", str(vrt)) == 2
     assert f"--out {dtm} would overwrite the input --dem {vrt} ({dtm}, read through it)" in capsys.readouterr().err
+
+
+def test_dem_nodata_is_nodata_in_the_map(area, tmp_path):
+    """Pixels where the DSM or the DTM is nodata (a missing LiDAR tile) are not mapped."""
+    from rasterio.windows import Window
+
+    from flairlc.mapping.inputs import AerialSource
+
+    dsm, dtm = area["dsm"].copy(), area["dtm"].copy()
+    dsm[:40, :60] = -9999.0  # DEM rows/cols: the aerial image's shifted by MARGIN_PX
+    dtm[100:120, 200:] = -9999.0
+    path = _write(tmp_path / "holes.tif", np.stack([dsm, dtm]), transform=area["dem_transform"], crs=area["crs"],
+                  nodata=-9999.0)
+    expected = np.ones((SIZE_PX, SIZE_PX), dtype=bool)
+    m = MARGIN_PX
+    expected[: 40 - m, : 60 - m] = False
+    expected[100 - m : 120 - m, 200 - m :] = False
+    with AerialSource(area["aerial"], dem_path=path) as source:
+        _, valid = source.read(Window(0, 0, SIZE_PX, SIZE_PX))
+    np.testing.assert_array_equal(valid, expected)
