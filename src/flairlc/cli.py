@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="uint8 raster with the bands the model reads: by default 3 bands are R,G,B, "
                               "4 are R,G,B,NIR, 5 are R,G,B,NIR,elevation")
     mapping.add_argument("--elevation", type=Path, help="elevation raster (when the model reads elevation and the aerial has none)")
+    mapping.add_argument("--dem", type=Path,
+                         help="instead of --elevation: DSM/DTM raster in metres, 2 bands (FLAIR-HUB's DEM_ELEV: "
+                              "bands described DSM, DTM, else band 1 DSM, band 2 DTM), or a VRT of both "
+                              "(gdalbuildvrt -separate DEM.vrt DSM.tif DTM.tif); the elevation is computed from "
+                              "DSM - DTM as FLAIR-HUB's data path does, read by coordinates")
     mapping.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
     mapping.add_argument("--out", type=Path, required=True, help="output map (Cloud-Optimized GeoTIFF)")
     mapping.add_argument("--probabilities", type=Path, help="also write class probabilities (uint8) here")
@@ -144,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="orthophoto tiles: a folder of .jp2/.tif tiles, tile files, or one raster/VRT")
     area.add_argument("--elevation", type=Path, nargs="+",
                       help="elevation tiles (a folder or files; any tiling and resolution, read by coordinates)")
+    area.add_argument("--dem", type=Path, nargs="+",
+                      help="instead of --elevation: DSM/DTM tiles in metres, 2 bands each (FLAIR-HUB's DEM_ELEV; "
+                           "a folder or files, or one raster/VRT; any tiling and resolution, read by coordinates)")
     area.add_argument("--sentinel", type=Path, help="folder of per-date Sentinel-2 GeoTIFFs")
     area.add_argument("--zone", type=Path, help="polygons to map (e.g. the département's outline): nodata outside")
     area.add_argument("--out", type=Path, required=True, help="job folder (tiles, map.vrt, summary.json)")
@@ -517,7 +525,7 @@ def _map(args: argparse.Namespace) -> int:
     options = _map_options(args)
     refuse_inputs_as_outputs({"--out": args.out, "--probabilities": args.probabilities, "--vector": args.vector},
                              {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
-                              "--sentinel": args.sentinel})
+                              "--dem": args.dem, "--sentinel": args.sentinel})
 
     # Under torchrun (or srun with the same variables) each process maps its share of the strips.
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -534,7 +542,7 @@ def _map(args: argparse.Namespace) -> int:
     if args.vector and rank == 0:
         check_writable(args.vector, "GeoPackage output")  # before hours of inference, not after
     result = map_raster(
-        predictor, args.aerial, args.out, args.elevation, args.sentinel, options=options,
+        predictor, args.aerial, args.out, args.elevation, args.sentinel, options=options, dem_path=args.dem,
         probabilities_path=args.probabilities, aerial_date=args.aerial_date, device=device,
         predictor_id=predictor_id, rank=rank, world_size=world_size,
     )
@@ -557,7 +565,7 @@ def _map_area(args: argparse.Namespace) -> int:
     job_files = ("job.json", "inputs", "tiles", "failures", "map.vrt", "map.qml", "probabilities.vrt", "summary.json")
     refuse_inputs_as_outputs({"--out": [args.out, *(args.out / name for name in job_files)], "--single-cog": args.single_cog},
                              {"--checkpoint": args.checkpoint, "--aerial": args.aerial, "--elevation": args.elevation,
-                              "--sentinel": args.sentinel, "--zone": args.zone})
+                              "--dem": args.dem, "--sentinel": args.sentinel, "--zone": args.zone})
     if args.single_cog:
         check_writable(args.single_cog, "single COG")  # before the tiles, not after them
     if args.engine == "local":
@@ -567,11 +575,13 @@ def _map_area(args: argparse.Namespace) -> int:
 
     aerial = args.aerial[0] if len(args.aerial) == 1 else args.aerial
     elevation = None if not args.elevation else args.elevation[0] if len(args.elevation) == 1 else args.elevation
+    dem = None if not args.dem else args.dem[0] if len(args.dem) == 1 else args.dem
     if args.finish_only and not (args.out / "job.json").is_file():
         raise ValueError(f"--finish-only: {args.out} holds no map job (no job.json): nothing to finish; "
                          "map it first (the same command without --finish-only)")
     job = MapJob.create(args.out, args.checkpoint, aerial, elevation=elevation, sentinel=args.sentinel,
-                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, options=options)
+                        zone=args.zone, tile_px=args.tile_size, aerial_date=args.aerial_date, options=options,
+                        dem=dem)
     shard = parse_shard(args.shard) if args.engine == "local" else None
     if args.shard and args.engine != "local":
         raise ValueError("--shard splits the tiles without an engine: use it with --engine local")

@@ -494,6 +494,7 @@ def map_raster(
     sentinel_dir: str | Path | None = None,
     *,
     options: MapOptions | None = None,
+    dem_path: str | Path | None = None,
     probabilities_path: str | Path | None = None,
     aerial_date: str | None = None,
     region: Window | None = None,
@@ -517,12 +518,15 @@ def map_raster(
             the nomenclature colour table, and ``MAP.qml`` beside it.
         elevation_path: single-band uint8 elevation raster, read by coordinates (any grid
             covering the aerial image); required when the predictor reads elevation and the
-            aerial image has none.
+            aerial image has none, unless ``dem_path`` gives it.
         sentinel_dir: Sentinel-2 series folder (one GeoTIFF per date); used when the predictor
             ``uses_sentinel``.
         options: how windows are cut and run through the model (:class:`~flairlc.map_options.MapOptions`:
             window, overlap, batch size, precision, reader threads, band names, policies…);
             None: ``MapOptions()``.
+        dem_path: instead of ``elevation_path``: a 2-band DSM/DTM raster in metres (FLAIR-HUB's
+            ``DEM_ELEV``, or a VRT of both), from which the elevation band is computed as
+            FLAIR-HUB's data path does (:mod:`flairlc.mapping.dem`), read by coordinates alike.
         probabilities_path: optional K-band uint8 COG of probabilities x 255 (needed when
             ``options.probabilities``).
         expected_resolution_m: expected pixel size, metres.
@@ -567,7 +571,7 @@ def map_raster(
     bands = tuple(getattr(predictor, "bands", AERIAL_BANDS))
     with AerialSource(aerial_path, elevation_path, options.resolution_policy, expected_resolution_m,
                       options.coverage_policy, bands=bands, raster_bands=options.aerial_bands,
-                      region=region) as source:
+                      region=region, dem_path=dem_path) as source:
         sentinel = None
         if sentinel_dir:
             sentinel = SentinelSeries(
@@ -581,7 +585,7 @@ def map_raster(
                 check_dates(sentinel.folder, sentinel.dates, read_acquisition(aerial_path, aerial_date),
                             source.aerial_path, options.coverage_policy)
                 source.restrict_to(sentinel.coverage)
-            _check_outputs(out_path, probabilities_path, aerial_path, elevation_path)
+            _check_outputs(out_path, probabilities_path, aerial_path, elevation_path, dem_path)
             window, overlap = options.window, options.overlap
             if window is None:
                 # Models with Sentinel-2 keep the window they were trained with (a FLAIR patch).
@@ -605,6 +609,8 @@ def map_raster(
                 "bands": list(bands), "aerial_bands": list(source.raster_bands),
                 "region": [int(v) for v in (region.col_off, region.row_off, region.width, region.height)] if region else None,
             }
+            if dem_path:  # (only then: the work files of maps without one still resume)
+                params["dem"] = _file_id(Path(dem_path))
             params["hash"] = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
             work = _WorkFiles(out_path, rank, world_size, with_proba)
             done = work.load_done(params)
@@ -634,9 +640,9 @@ def map_raster(
                      area_km2 / max(seconds, 1e-9) * 3600.0, n_windows, resumed)
 
 
-def _check_outputs(out_path: Path, probabilities_path, aerial_path, elevation_path) -> None:
+def _check_outputs(out_path: Path, probabilities_path, aerial_path, elevation_path, dem_path=None) -> None:
     """Before any inference: every output can be written, and none replaces an input or another."""
-    inputs = [Path(p) for p in (aerial_path, elevation_path) if p is not None]
+    inputs = [Path(p) for p in (aerial_path, elevation_path, dem_path) if p is not None]
     outputs = [(out_path, "map")] + ([(Path(probabilities_path), "probabilities")] if probabilities_path else [])
     for path, what in outputs:
         for source in inputs:

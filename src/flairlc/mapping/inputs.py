@@ -3,8 +3,10 @@
 The aerial image defines the output grid. It must be a uint8 GeoTIFF/VRT with a CRS, at 0.2 m,
 holding the bands the model reads (:mod:`flairlc.data.bands`): by default a 3-band raster is
 R, G, B, a 4-band one R, G, B, NIR and a 5-band one R, G, B, NIR, elevation (``raster_bands``
-says otherwise); elevation may come from a separate raster. Other resolutions are resampled on the fly onto a 0.2 m grid (a ``WarpedVRT``) or refused.
-The elevation raster and the Sentinel-2 series are read by coordinates, so their grids need not
+says otherwise); elevation may come from a separate raster: a 1-band elevation in digital numbers,
+or a DSM/DTM raster in metres from which it is computed (:mod:`flairlc.mapping.dem`). Other
+resolutions are resampled on the fly onto a 0.2 m grid (a ``WarpedVRT``) or refused.
+The elevation (or DSM/DTM) raster and the Sentinel-2 series are read by coordinates, so their grids need not
 match the aerial one; their resolution must still be the expected one (0.2 m, 10 m) or is
 resampled with a warning, or refused, by the same ``resolution_policy``. Whether they cover the
 aerial image is decided by ``coverage_policy`` (:mod:`flairlc.mapping.coverage`).
@@ -33,6 +35,7 @@ from rasterio.windows import Window
 from flairlc.data.bands import AERIAL_BANDS, normalize_bands
 from flairlc.map_options import RESOLUTION_POLICIES
 from flairlc.mapping.coverage import Extent, check_policy, covered_part, pixel_size
+from flairlc.mapping.dem import dem_band_indexes, elevation_from_dem
 from flairlc.mapping.errors import MappingInputError, MappingReadError
 from flairlc.mapping.read_errors import gdal_cause, read_error
 
@@ -125,7 +128,8 @@ class AerialSource:
     Args:
         aerial_path: GeoTIFF or VRT, uint8, holding (at least) the bands the model reads.
         elevation_path: single-band uint8 raster of normalized height; required when the model
-            reads elevation and the aerial image has none; replaces the image's when given.
+            reads elevation and the aerial image has none (unless ``dem_path`` gives it);
+            replaces the image's when given.
         resolution_policy: ``"resample"`` (warn and warp onto a 0.2 m grid) or ``"error"``; for
             the aerial image and the elevation raster alike.
         expected_resolution_m: expected pixel size in metres.
@@ -137,6 +141,10 @@ class AerialSource:
         region: map only this pixel window of the image (its grid becomes the output grid); the
             elevation is still resampled onto the whole image's grid, so that a region reads
             exactly the values the whole image would.
+        dem_path: instead of ``elevation_path``: a 2-band DSM/DTM raster in metres (FLAIR-HUB's
+            ``DEM_ELEV``, or a VRT of a DSM and a DTM), from which the elevation band is computed
+            window by window as FLAIR-HUB's data path does (:mod:`flairlc.mapping.dem`); read by
+            coordinates, resampled (bilinear) and checked like ``elevation_path``.
 
     Attributes:
         crs, transform, height, width: the output grid (the aerial file's own grid, or its
@@ -155,6 +163,7 @@ class AerialSource:
         bands: Sequence[str] = AERIAL_BANDS,
         raster_bands: Sequence[str] | str | None = None,
         region: Window | None = None,
+        dem_path: str | Path | None = None,
     ) -> None:
         if resolution_policy not in RESOLUTION_POLICIES:
             raise ValueError(f"resolution_policy must be one of {RESOLUTION_POLICIES}, not {resolution_policy!r}")
@@ -171,8 +180,15 @@ class AerialSource:
         self._aerial_warp: dict | None = None
         self._elev_path: Path | None = None
         self._elev_warp: dict | None = None
+        #: The elevation raster's bands read: [1] (elevation), or the DSM's and the DTM's (a DEM).
+        self._elev_bands: list[int] = [1]
+        self._elev_is_dem = dem_path is not None
         try:
-            self._open(elevation_path, resolution_policy, expected_resolution_m)
+            if elevation_path is not None and dem_path is not None:
+                raise MappingInputError(
+                    f"the elevation is given twice, as {elevation_path} (--elevation) and as DSM/DTM {dem_path} "
+                    "(--dem): pass one of them")
+            self._open(elevation_path if dem_path is None else dem_path, resolution_policy, expected_resolution_m)
         except BaseException:
             self._stack.close()
             raise
@@ -205,7 +221,8 @@ class AerialSource:
         available = set(self.raster_bands) | ({"elevation"} if elevation_path is not None else set())
         missing = [b for b in self.bands if b not in available]
         if missing:
-            hint = " (pass the elevation raster: --elevation ELEV.tif)" if missing == ["elevation"] else ""
+            hint = (" (pass the elevation raster, --elevation ELEV.tif, or the DSM/DTM raster, --dem DEM.tif)"
+                    if missing == ["elevation"] else "")
             raise MappingInputError(
                 f"the model reads bands {list(self.bands)} but aerial image {path} holds "
                 f"{list(self.raster_bands)}: {missing} missing{hint}; if its bands are in another "
@@ -255,26 +272,32 @@ class AerialSource:
             self._elev = self._open_elevation(Path(elevation_path), expected_m)
 
     def _open_elevation(self, path: Path, expected_m: float):
+        """Open and check the elevation raster (or the DEM), put it on the whole image's grid."""
+        what = "DEM raster" if self._elev_is_dem else "elevation raster"
         if not path.exists():
-            raise MappingInputError(f"elevation raster {path} does not exist")
+            raise MappingInputError(f"{what} {path} does not exist")
         elev = self._stack.enter_context(rasterio.open(path))
-        if elev.count != 1 or elev.dtypes[0] != "uint8":
+        if self._elev_is_dem:
+            self._elev_bands = dem_band_indexes(path, elev.count, elev.dtypes, elev.descriptions)
+        elif elev.count != 1 or elev.dtypes[0] != "uint8":
             raise MappingInputError(
                 f"elevation raster {path} has {elev.count} band(s) of {elev.dtypes[0]}: expected 1 uint8 band"
+                + (" (DSM and DTM in metres: --dem)" if elev.count == 2 else "")
             )
         if elev.crs is None:
-            raise MappingInputError(f"elevation raster {path} has no CRS")
+            raise MappingInputError(f"{what} {path} has no CRS")
         try:
-            part = covered_part("elevation raster", path, Extent(*elev.bounds, elev.crs), self.extent,
+            part = covered_part(what, path, Extent(*elev.bounds, elev.crs), self.extent,
                                 self.aerial_path, 2 * pixel_size(elev.transform), self.coverage_policy)
         except MappingInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any PROJ failure means "cannot align"
-            raise MappingInputError(f"elevation raster {path}: cannot reproject {elev.crs} to {self.crs}: {exc}") from exc
+            raise MappingInputError(f"{what} {path}: cannot reproject {elev.crs} to {self.crs}: {exc}") from exc
         self.restrict_to(part)
-        if elev.crs == self.crs and MaskFlags.all_valid not in elev.mask_flag_enums[0]:
+        if elev.crs == self.crs and any(MaskFlags.all_valid not in elev.mask_flag_enums[b - 1]
+                                        for b in self._elev_bands):
             self._elev_masked = elev
-        _resolution_ok(elev, path, "elevation raster", expected_m, self.resolution_policy,
+        _resolution_ok(elev, path, what, expected_m, self.resolution_policy,
                        f"the {self.transform.a:g} m aerial grid (bilinear)")
         self._elev_path = path
         transform, height, width = self._full_grid
@@ -359,7 +382,11 @@ class AerialSource:
                     aerial[bands] = src.read(indexes, window=image_window)
         if elev is not None:
             with self._naming_read_errors(self._elev_path, window):
-                elev.read(1, window=image_window, out=aerial[AERIAL_BANDS.index("elevation")])
+                if self._elev_is_dem:
+                    dsm_dtm = elev.read(self._elev_bands, window=image_window)
+                    aerial[AERIAL_BANDS.index("elevation")] = elevation_from_dem(dsm_dtm)
+                else:
+                    elev.read(1, window=image_window, out=aerial[AERIAL_BANDS.index("elevation")])
         return aerial, self._restrict_valid(valid, window)
 
     @contextmanager
@@ -418,11 +445,12 @@ class AerialSource:
         _, on_grid, elev = self._handles.get()
         shape = (int(window.height), int(window.width))
         if elev is on_grid:  # same grid
-            return elev.read_masks(1, window=self._in_image(window)) > 0
+            return (elev.read_masks(self._elev_bands, window=self._in_image(window)) > 0).all(axis=0)
         left, bottom, right, top = rasterio.windows.bounds(window, self.transform)
         source_window = rasterio.windows.from_bounds(left, bottom, right, top, elev.transform)
-        return elev.read_masks(1, window=source_window, out_shape=shape, boundless=True,
-                               resampling=Resampling.nearest) > 0
+        masks = elev.read_masks(self._elev_bands, window=source_window, out_shape=(len(self._elev_bands), *shape),
+                                boundless=True, resampling=Resampling.nearest)
+        return (masks > 0).all(axis=0)
 
     def restrict_to(self, part: Extent | None) -> None:
         """Map only ``part`` (aerial CRS) of the extent: pixels outside it become nodata."""

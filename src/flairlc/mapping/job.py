@@ -3,7 +3,7 @@
 A *map job* lives in one folder::
 
     JOB/job.json                 what decides the map (inputs, model, tiling, options); fixed
-    JOB/inputs/aerial.vrt        the orthophoto tiles as one mosaic (elevation.vrt likewise)
+    JOB/inputs/aerial.vrt        the orthophoto tiles as one mosaic (elevation.vrt, dem.vrt likewise)
     JOB/tiles/X_Y.tif            one COG per output tile (X, Y: its upper-left corner, metres)
     JOB/tiles/X_Y.json           how that tile went (seconds, windows, worker, nodata share)
     JOB/failures/X_Y.json        a tile that failed after its retries: the error and traceback
@@ -12,7 +12,7 @@ A *map job* lives in one folder::
 
 How it works:
 
-* :meth:`MapJob.create` scans the orthophoto (and elevation) tiles into VRT mosaics
+* :meth:`MapJob.create` scans the orthophoto (and elevation, or DSM/DTM) tiles into VRT mosaics
   (:mod:`flairlc.mapping.mosaic`), and cuts the area (the aerial extent, or the bounding box of a
   zone polygon) into output tiles of ``tile_px`` pixels on a grid anchored at multiples of the
   tile side in the CRS, so that two jobs over the same area (two survey years) cut it alike.
@@ -150,6 +150,11 @@ class MapJob:
     def elevation_vrt(self) -> Path | None:
         return self.root / "inputs" / "elevation.vrt" if self.spec["elevation"] else None
 
+    @property
+    def dem_vrt(self) -> Path | None:
+        """The DSM/DTM tiles' mosaic, when the job computes the elevation from them."""
+        return self.root / "inputs" / "dem.vrt" if self.spec.get("dem") else None
+
     def tile_path(self, name: str) -> Path:
         """The COG of tile ``name``."""
         return self.root / "tiles" / f"{name}.tif"
@@ -200,6 +205,7 @@ class MapJob:
         tile_px: int = DEFAULT_TILE_PX,
         aerial_date: str | None = None,
         options: MapOptions | None = None,
+        dem: str | Path | Sequence[str | Path] | None = None,
     ) -> MapJob:
         """Create the job in ``root``, or reopen it when ``root`` holds the same job.
 
@@ -225,12 +231,18 @@ class MapJob:
                 models, 512 for models that read Sentinel-2). Those that decide the map are
                 written in ``job.json`` (:meth:`MapOptions.spec`): reopening the job with others
                 is refused; the others (reader threads…) may change from run to run.
+            dem: instead of ``elevation``: DSM/DTM tiles or raster (2 bands, metres: FLAIR-HUB's
+                ``DEM_ELEV``), any tiling and resolution; the elevation band is computed from them
+                as FLAIR-HUB's data path does (:mod:`flairlc.mapping.dem`).
 
         Raises:
             MappingInputError: a missing or mismatching input, or ``root`` holding another job.
         """
         if tile_px < 64:
             raise ValueError(f"tile_px must be at least 64 (got {tile_px})")
+        if elevation is not None and dem is not None:
+            raise MappingInputError("the elevation is given twice, as elevation tiles (--elevation) and as DSM/DTM "
+                                    "tiles (--dem): pass one of them")
         options = MapOptions() if options is None else options
         root = Path(root)
         checkpoint = Path(checkpoint)
@@ -244,6 +256,7 @@ class MapJob:
         if aerial_mosaic.dtype != "uint8":
             raise MappingInputError(f"aerial tiles are {aerial_mosaic.dtype}: expected uint8")
         elevation_mosaic = scan_tiles(elevation, "elevation") if elevation is not None else None
+        dem_mosaic, dem_descriptions = _scan_dem(dem) if dem is not None else (None, None)
         zone_geometry = _zone_geometry(Path(zone), aerial_mosaic.grid.crs) if zone else None
         grid = _job_grid(aerial_mosaic.grid, zone_geometry)
         model = _trained_model(checkpoint)
@@ -261,6 +274,8 @@ class MapJob:
             "tile_px": tile_px,
             "map": options.spec(),
         }
+        if dem_mosaic is not None:  # (only then: job folders without one still resume)
+            spec["dem"] = [str(t.path) for t in dem_mosaic.tiles]
         spec_path = root / "job.json"
         if spec_path.exists():
             try:
@@ -292,6 +307,11 @@ class MapJob:
                           elevation_mosaic.count, elevation_mosaic.dtype)
             else:
                 (root / "inputs" / "elevation.vrt").unlink(missing_ok=True)
+            if dem_mosaic is not None:
+                write_vrt(root / "inputs" / "dem.vrt", dem_mosaic.grid, dem_mosaic.tiles, dem_mosaic.count,
+                          dem_mosaic.dtype, descriptions=dem_descriptions)
+            else:
+                (root / "inputs" / "dem.vrt").unlink(missing_ok=True)
             aerial_name = Path(aerial) if isinstance(aerial, (str, os.PathLike)) else aerial_mosaic.tiles[0].path.parent
             _check_inputs(root, model, options, sentinel, acquisition, aerial_name)
             if not spec_path.exists():
@@ -383,6 +403,8 @@ class MapJob:
         missing = {"aerial": [list(g) for g in self.aerial.gaps()]}
         if self.spec["elevation"]:
             missing["elevation"] = [list(g) for g in scan_tiles(self.spec["elevation"], "elevation").gaps()]
+        if self.spec.get("dem"):
+            missing["dem"] = [list(g) for g in scan_tiles(self.spec["dem"], "DEM").gaps()]
         return missing
 
     # --- the mosaic --------------------------------------------------------------------------
@@ -482,7 +504,7 @@ def _colormap(ds) -> dict[int, tuple[int, ...]] | None:
 def _undo_start(root: Path, made: list[Path]) -> None:
     """Remove what a refused :meth:`MapJob.create` wrote: the input VRTs, and the folders it made
     (when empty: another process may be starting the same job)."""
-    for name in ("aerial.vrt", "elevation.vrt"):
+    for name in ("aerial.vrt", "elevation.vrt", "dem.vrt"):
         (root / "inputs" / name).unlink(missing_ok=True)
     for folder in reversed(made):
         try:
@@ -510,11 +532,12 @@ def _check_inputs(root: Path, model: TrainedModel, options: MapOptions, sentinel
 
     if model.uses_sentinel and sentinel is None:
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
-    elevation = root / "inputs" / "elevation.vrt"
+    elevation, dem = root / "inputs" / "elevation.vrt", root / "inputs" / "dem.vrt"
     with AerialSource(root / "inputs" / "aerial.vrt", elevation if elevation.exists() and model.uses_aerial else None,
                       options.resolution_policy, coverage_policy=options.coverage_policy,
                       bands=model.bands if model.uses_aerial else ("R",),
-                      raster_bands=options.aerial_bands) as source:
+                      raster_bands=options.aerial_bands,
+                      dem_path=dem if dem.exists() and model.uses_aerial else None) as source:
         if sentinel is not None and model.uses_sentinel:
             series = SentinelSeries(sentinel, source.crs, model.reference_date, aerial=source.extent,
                                     aerial_path=source.aerial_path, coverage_policy=options.coverage_policy,
@@ -532,6 +555,19 @@ def _default_window(model: TrainedModel, grid: Grid, options: MapOptions) -> int
     if model.uses_sentinel:
         return SENTINEL_MODEL_WINDOW_PX
     return fit_window(grid.height, grid.width, options.max_window, options.overlap)
+
+
+def _scan_dem(dem: str | Path | Sequence[str | Path]) -> tuple[Mosaic, list[str]]:
+    """The DSM/DTM tiles as a mosaic, checked as a DEM raster (the first tile named), and the
+    band descriptions the mosaic's VRT carries (the first tile's: which band is the DSM)."""
+    from flairlc.mapping.dem import dem_band_indexes
+
+    mosaic = scan_tiles(dem, "DEM")
+    first = mosaic.tiles[0].path
+    with rasterio.open(first) as ds:
+        descriptions = ds.descriptions
+    dem_band_indexes(first, mosaic.count, (mosaic.dtype,) * mosaic.count, descriptions)
+    return mosaic, [d or "" for d in descriptions]
 
 
 def _zone_geometry(path: Path, crs):
@@ -609,7 +645,7 @@ def map_tile(job: MapJob, task: TileTask, predictor: Any, device: str = "cpu") -
         context_proba = work / f"{task.name}.context.proba.tif" if options.probabilities else None
         result = _without_date_warnings(map_raster)(
             predictor, job.aerial_vrt, context_map, job.elevation_vrt, job.spec["sentinel"], options=options,
-            region=region, probabilities_path=context_proba, progress=False, device=device,
+            dem_path=job.dem_vrt, region=region, probabilities_path=context_proba, progress=False, device=device,
             predictor_id=job.spec["checkpoint_sha256"],
         )
         if context_proba is not None:
