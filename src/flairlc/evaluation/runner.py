@@ -91,12 +91,14 @@ def evaluate_checkpoint(
 
     On a FLAIR-HUB root the model reads the modalities it was trained on (R, G, B, NIR from
     ``AERIAL_RGBI``, elevation from ``DEM_ELEV``, the Sentinel-2 series with the cloud filter and
-    monthly means it was trained with, as ``FlairHubDataModule`` gives them) and is scored against the label of its classes (``label``:
-    ``mask`` or ``lpis``, which must then be its own) in ``split`` of ``split_column``.
+    monthly means it was trained with, as ``FlairHubDataModule`` gives them) and is scored against
+    the label of its classes (``label``: ``mask`` or ``lpis``, which must then be its own) in
+    ``split`` of ``split_column``.
 
     Raises:
         ValueError: ``label``/``split_column`` on a FLAIR #2 root; on a FLAIR-HUB root, a model of
-            other classes than the label's, or one that reads inputs the root lacks; in one line.
+            other classes than the label's, one that reads inputs the root lacks, or one whose
+            series preprocessing FLAIR-HUB cannot serve (profile ``"paper"``); in one line.
     """
     from flairlc.inference import load_trained_model
 
