@@ -401,6 +401,26 @@ class SeriesPreprocessing:
             float32 ``(T', 10, S, S)`` series (reflectance ×10 000; the model's scaler divides)
             and int64 ``(T',)`` day offsets, signed as the profile says.
         """
+        series, dates = self.select(data, masks, dates)
+        return series, dates_to_days(dates, self.reference_date, self.rules.date_sign)
+
+    def select(
+        self, data: np.ndarray, masks: np.ndarray | None, dates: list[dt.date]
+    ) -> tuple[np.ndarray, list[dt.date]]:
+        """The dates of one window that the model reads: the cloud filter, then the monthly means.
+
+        :meth:`apply` without the day offsets, for a dataset that counts days its own way
+        (FLAIR-HUB: from the reference day of each acquisition's year).
+
+        Args:
+            data: ``(T, C, S, S)`` series (any numeric dtype).
+            masks: uint8 ``(T, 2, S, S)`` snow and cloud probabilities, or None (no filtering).
+            dates: the T acquisition dates.
+
+        Returns:
+            float32 ``(T', C, S, S)`` series and its T' dates: the kept acquisitions, or the 15th
+            of each month averaged.
+        """
         rules = self.rules
         if self.filter_clouds and masks is not None:
             keep = filter_cloudy_dates(
@@ -411,7 +431,7 @@ class SeriesPreprocessing:
             series = np.asarray(data, dtype=np.float32)
         if self.average_monthly:
             series, dates = monthly_average(series, dates, rules.monthly_precision)
-        return series, dates_to_days(dates, self.reference_date, rules.date_sign)
+        return series, list(dates)
 
 
 def take_dates_float32(data: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from flairlc.data.dataset import FlairDataset
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub import FlairHubDataset, collate_hub, discover_hub, hub_modality
 from flairlc.data.hub.check import is_hub_root
+from flairlc.data.hub.dataset import check_series_preprocessing
 from flairlc.data.hub.layout import read_split_gpkg, select_split, split_gpkg_path
 from flairlc.data.hub.modalities import HUB_MODALITIES
 from flairlc.data.layout import discover_patches
@@ -89,13 +90,15 @@ def evaluate_checkpoint(
     Lightning) runs on one device (:func:`evaluation_device`); every patch is scored once.
 
     On a FLAIR-HUB root the model reads the modalities it was trained on (R, G, B, NIR from
-    ``AERIAL_RGBI``, elevation from ``DEM_ELEV``, the raw Sentinel-2 series, as
-    ``FlairHubDataModule`` gives them) and is scored against the label of its classes (``label``:
-    ``mask`` or ``lpis``, which must then be its own) in ``split`` of ``split_column``.
+    ``AERIAL_RGBI``, elevation from ``DEM_ELEV``, the Sentinel-2 series with the cloud filter and
+    monthly means it was trained with, as ``FlairHubDataModule`` gives them) and is scored against
+    the label of its classes (``label``: ``mask`` or ``lpis``, which must then be its own) in
+    ``split`` of ``split_column``.
 
     Raises:
         ValueError: ``label``/``split_column`` on a FLAIR #2 root; on a FLAIR-HUB root, a model of
-            other classes than the label's, or one that reads inputs the root lacks; in one line.
+            other classes than the label's, one that reads inputs the root lacks, or one whose
+            series preprocessing FLAIR-HUB cannot serve (profile ``"paper"``); in one line.
     """
     from flairlc.inference import load_trained_model
 
@@ -179,11 +182,18 @@ def _hub_dataset(model: TrainedModel, checkpoint: str | Path, root: str | Path, 
     if model.uses_sentinel and model.sat_patch_size != sentinel_px:
         raise ValueError(f"{checkpoint} reads {model.sat_patch_size} px Sentinel-2 windows; FLAIR-HUB's are {sentinel_px} px")
     inputs = list(model.required_modalities)
+    series = model.series_preprocessing
+    try:
+        check_series_preprocessing(inputs, series)
+    except ValueError as error:
+        raise ValueError(f"{checkpoint}: {error}") from None
     if "aerial" in inputs and "elevation" in model.bands:
         inputs.append("dem")
     column = split_column or HUB_DEFAULT_SPLIT_COLUMN
+    reference = model.reference_date  # its month and day: FLAIR-HUB counts from that day of each date's year
     dataset = FlairHubDataset.from_root(root, split=split, split_column=column, modalities=[*inputs, label],
-                                        aerial_elevation="dem" in inputs)
+                                        aerial_elevation="dem" in inputs, series_preprocessing=series,
+                                        reference_day=(reference.month, reference.day))
     if not len(dataset):
         raise FlairDataError(root, f"no {split} patch in {column} of its split file")
     return dataset

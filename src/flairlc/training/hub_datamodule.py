@@ -17,7 +17,9 @@ from flairlc import nomenclature as nomenclature_module
 from flairlc.data.bands import AERIAL_BANDS
 from flairlc.data.errors import FlairDataError
 from flairlc.data.hub import FlairHubDataset, collate_hub, hub_modality
+from flairlc.data.hub.dataset import check_series_preprocessing
 from flairlc.data.hub.modalities import HUB_MODALITIES, SPLIT_COLUMNS, SPLIT_GPKG
+from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
 from flairlc.training.datamodule import FlairDataModule
 
 #: The nomenclature of FLAIR-HUB's land-cover labels (``AERIAL_LABEL-COSIA``).
@@ -40,7 +42,10 @@ class FlairHubDataModule(FlairDataModule):
     (uint8), and elevation as a fifth band when ``dem`` is loaded (``DSM − DTM``,
     :func:`flairlc.data.bands.elevation_digital_numbers`), so that one model reads either dataset
     (:mod:`flairlc.data.bands`); ``sentinel``/``dates_days``/``sentinel_pad_mask`` the
-    Sentinel-2 series; ``mask`` the label the task learns (``label``): CoSIA's 19 land-cover
+    Sentinel-2 series, preprocessed as FLAIR #2's when the model asks for it (``filter_clouds``,
+    ``average_monthly``: the same functions, :class:`~flairlc.data.sentinel.SeriesPreprocessing`,
+    with ``dates_days`` the days of the kept or averaged dates, counted from 15 May of each date's
+    own year as FLAIR-HUB counts them); ``mask`` the label the task learns (``label``): CoSIA's 19 land-cover
     classes (IGN trains 15: give the model ``active_classes: [0, …, 14]``), or the 23 crop types
     of ``ALL_LABEL-LPIS`` (IGN trains all 23).
 
@@ -66,6 +71,16 @@ class FlairHubDataModule(FlairDataModule):
         pin_memory: pin batches in page-locked memory (None: when the Trainer runs on a CUDA GPU).
         label: the label the batches' ``mask`` holds: ``"mask"`` (``AERIAL_LABEL-COSIA``, land
             cover) or ``"lpis"`` (band 1 of ``ALL_LABEL-LPIS``, crop types).
+        filter_clouds: drop the dates of ``sentinel`` whose patch is covered by snow or cloud
+            (:func:`flairlc.data.sentinel.filter_cloudy_dates`); ``SENTINEL2_MSK-SC`` is then read
+            without being listed in ``modalities`` (and may not be listed).
+        cloud_max_cover: share of covered pixels above which a date is dropped.
+        cloud_prob_threshold: probability (0–100) from which a pixel counts as covered.
+        average_monthly: average the (kept) dates of ``sentinel`` per calendar month, each month
+            dated on its 15th.
+        profile: preprocessing profile; ``"flairlc"`` with ``sentinel`` (``"paper"`` counts days
+            as reference − date, FLAIR-HUB as date − reference). These five settings are FLAIR #2's
+            (:class:`FlairDataModule`), linked by the CLI to the model's and stored with it.
     """
 
     collate = staticmethod(collate_hub)
@@ -82,6 +97,11 @@ class FlairHubDataModule(FlairDataModule):
         predict_split: str = "test",
         pin_memory: bool | None = None,
         label: str = "mask",
+        filter_clouds: bool = False,
+        cloud_max_cover: float = 0.5,
+        cloud_prob_threshold: int = 60,
+        average_monthly: bool = False,
+        profile: str = DEFAULT_PROFILE,
     ) -> None:
         # LightningDataModule's set-up, not FlairDataModule's (FLAIR #2's trees and validation domains).
         super(FlairDataModule, self).__init__()
@@ -94,6 +114,8 @@ class FlairHubDataModule(FlairDataModule):
             raise ValueError(f"FLAIR-HUB's {what}: with label {label!r}, nomenclature must be {expected!r}, got {nomenclature!r}")
         if predict_split not in ("train", "valid", "val", "test"):
             raise ValueError(f"unknown predict_split {predict_split!r}: expected train, valid or test")
+        series = SeriesPreprocessing(filter_clouds, cloud_max_cover, cloud_prob_threshold, average_monthly, profile=profile)
+        check_series_preprocessing({hub_modality(m).key for m in modalities}, series)
         self.save_hyperparameters()
         self.hparams["modalities"] = modalities
         self.hparams["nomenclature"] = nomenclature_module.portable(nomenclature)
@@ -111,6 +133,13 @@ class FlairHubDataModule(FlairDataModule):
         if "aerial" not in modalities:
             return ()
         return AERIAL_BANDS if "dem" in modalities else AERIAL_BANDS[:4]
+
+    @property
+    def series_preprocessing(self) -> SeriesPreprocessing:
+        """The Sentinel-2 preprocessing of the batches (FLAIR-HUB counts the days itself)."""
+        h = self.hparams
+        return SeriesPreprocessing(h["filter_clouds"], h["cloud_max_cover"], h["cloud_prob_threshold"],
+                                   h["average_monthly"], profile=h["profile"])
 
     @property
     def val_domains(self) -> list[str]:
@@ -132,7 +161,8 @@ class FlairHubDataModule(FlairDataModule):
         modalities = [m for m in h["modalities"] if name != "predict" or not hub_modality(m).label]
         elevation = "aerial" in modalities and "dem" in modalities
         dataset = FlairHubDataset.from_root(
-            h["root"], split=split, split_column=h["split_column"], modalities=modalities, aerial_elevation=elevation
+            h["root"], split=split, split_column=h["split_column"], modalities=modalities, aerial_elevation=elevation,
+            series_preprocessing=self.series_preprocessing,
         )
         if not len(dataset):
             raise FlairDataError(

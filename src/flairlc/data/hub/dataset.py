@@ -9,7 +9,7 @@ patch-aligned GeoTIFF per modality (layout: :mod:`flairlc.data.hub.layout`; moda
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from flairlc.data.hub.layout import (
 )
 from flairlc.data.hub.modalities import GLOBAL_MTD_DIR, HUB_MODALITIES, HubModality, hub_modality
 from flairlc.data.hub.readers import label_indices, read_hub_raster
+from flairlc.data.sentinel import SeriesPreprocessing
 
 
 class HubRecord(NamedTuple):
@@ -63,6 +64,9 @@ class FlairHubDataset(Dataset):
       B07, B08, B8A, B11, B12 as stored (reflectance × 10 000), S = 10 px over the footprint;
       ``dates_days``: int64 ``(T,)`` days from the reference day (15 May by default) of each
       acquisition's own year, ``date − reference``, from ``GLOBAL_SENTINEL2_MTD_DATES.gpkg``.
+      With ``series_preprocessing``, the series the model reads: the dates covered by snow or
+      cloud dropped and/or the monthly means (dated on the 15th), with the ``dates_days`` of
+      those dates, counted as above.
     - ``sentinel_masks`` (``SENTINEL2_MSK-SC``): uint8 ``(T, 2, S, S)``, snow (channel 0) and cloud
       (channel 1) probabilities 0..100, the dates of ``sentinel``.
     - ``sentinel1_asc``, ``sentinel1_desc`` (``SENTINEL1-*_TS``): float32 ``(T, 2, S, S)``, VV and
@@ -88,9 +92,13 @@ class FlairHubDataset(Dataset):
             the elevation being ``DSM − DTM`` of ``DEM_ELEV`` in digital numbers (uint8,
             :func:`flairlc.data.bands.elevation_digital_numbers`); needs ``aerial`` and ``dem``
             among the modalities, and ``dem`` is then left out of the sample.
+        series_preprocessing: FLAIR #2's Sentinel-2 preprocessing
+            (:meth:`flairlc.data.sentinel.SeriesPreprocessing.select`), applied to ``sentinel``
+            when it filters clouds or averages months; the filter reads ``SENTINEL2_MSK-SC``
+            itself (not listed, not in the sample). See :func:`check_series_preprocessing`.
 
     Raises:
-        ValueError: an unknown modality.
+        ValueError: an unknown modality, or a series preprocessing FLAIR-HUB cannot serve.
         FlairDataError: a requested modality missing for a patch, or dates missing for a series
             (the message names the first patch and the file). Reading a sample raises it too,
             naming the file: unreadable file, wrong dtype or band count, a series whose number
@@ -105,9 +113,19 @@ class FlairHubDataset(Dataset):
         dates: DatesTable | None = None,
         reference_day: tuple[int, int] = HUB_REFERENCE_DAY,
         aerial_elevation: bool = False,
+        series_preprocessing: SeriesPreprocessing | None = None,
     ) -> None:
         self.patches = list(patches)
         self.modalities: tuple[HubModality, ...] = tuple(hub_modality(m) for m in modalities)
+        keys = {m.key for m in self.modalities}
+        if series_preprocessing is not None:
+            check_series_preprocessing(keys, series_preprocessing)
+            if not (series_preprocessing.filter_clouds or series_preprocessing.average_monthly):
+                series_preprocessing = None
+        #: The Sentinel-2 preprocessing applied to ``sentinel`` (None: the series as stored).
+        self.series_preprocessing = series_preprocessing if "sentinel" in keys else None
+        if self.series_preprocessing is not None and self.series_preprocessing.filter_clouds:
+            self.modalities += (HUB_MODALITIES["SENTINEL2_MSK-SC"],)
         if aerial_elevation and not {"aerial", "dem"} <= {m.key for m in self.modalities}:
             raise ValueError("aerial_elevation derives the elevation band from DEM_ELEV: load both 'aerial' and 'dem'")
         self.aerial_elevation = bool(aerial_elevation)
@@ -170,6 +188,8 @@ class FlairHubDataset(Dataset):
             dem = sample.pop("dem").numpy()
             elevation = torch.from_numpy(elevation_digital_numbers(dem[0], dem[1]))
             sample["aerial"] = torch.cat([sample["aerial"], elevation[None]])
+        if self.series_preprocessing is not None:
+            self._preprocess_sentinel(patch, sample)
         return sample
 
     def series_dates(self, patch: HubPatch, modality: HubModality) -> list[dt.date]:
@@ -189,6 +209,18 @@ class FlairHubDataset(Dataset):
         days = np.asarray(days_to_reference(dates, self.reference_day), dtype=np.int64)
         dates_key = "dates_days" if modality.key == "sentinel" else f"{modality.key}_dates_days"
         return {modality.key: torch.from_numpy(array.astype(np.float32)), dates_key: torch.from_numpy(days)}
+
+    def _preprocess_sentinel(self, patch: HubPatch, sample: dict[str, Any]) -> None:
+        """Replace ``sentinel``/``dates_days`` by the series the model reads (FLAIR #2's functions),
+        its days counted in FLAIR-HUB's way; the snow/cloud masks served the filter only."""
+        assert self.series_preprocessing is not None
+        masks = sample.pop("sentinel_masks", None)
+        dates = self.series_dates(patch, HUB_MODALITIES["SENTINEL2_TS"])
+        series, dates = self.series_preprocessing.select(
+            sample["sentinel"].numpy(), None if masks is None else masks.numpy(), dates
+        )
+        days = np.asarray(days_to_reference(dates, self.reference_day), dtype=np.int64)
+        sample["sentinel"], sample["dates_days"] = torch.from_numpy(series), torch.from_numpy(days)
 
     def _label(self, path: Path, modality: HubModality, values: np.ndarray) -> np.ndarray:
         if modality.nomenclature is None:
@@ -217,6 +249,29 @@ class FlairHubDataset(Dataset):
                     f"{GLOBAL_MTD_DIR}/{modality.dates_file}",
                     f"no dates for {len(undated)} patch(es) of '{modality.key}' (first: {undated[0].id})",
                 )
+
+
+def check_series_preprocessing(keys: Collection[str], preprocessing: SeriesPreprocessing) -> None:
+    """Refuse, in one line, a Sentinel-2 preprocessing that FLAIR-HUB's samples cannot serve.
+
+    Args:
+        keys: the sample keys of the loaded modalities (``sentinel``, ``sentinel_masks``…).
+        preprocessing: the model's (or data module's) preprocessing.
+
+    Raises:
+        ValueError: with ``sentinel`` loaded, a profile whose day offsets are ``reference − date``
+            (``"paper"``: FLAIR-HUB's ``dates_days`` are ``date − reference``), or
+            ``sentinel_masks`` listed while the series is filtered or averaged (the masks would
+            no longer be those of the series' dates).
+    """
+    if "sentinel" not in keys:
+        return
+    if preprocessing.rules.date_sign != 1:
+        raise ValueError(f"profile {preprocessing.profile!r} counts Sentinel-2 days as reference - date (the official "
+                         "FLAIR-2 code) but FLAIR-HUB's dates_days are date - reference: use profile 'flairlc'")
+    if (preprocessing.filter_clouds or preprocessing.average_monthly) and "sentinel_masks" in keys:
+        raise ValueError("with filter_clouds or average_monthly, the snow/cloud masks are read for the filter and the "
+                         "series' dates change: drop 'sentinel_masks' from the modalities")
 
 
 #: Time-series keys that :func:`collate_hub` pads beyond FLAIR #2's ``sentinel``/``dates_days``.
