@@ -99,7 +99,7 @@ class FlairCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # `data` is a FlairDataModule or a subclass (FlairHubDataModule): a link whose source the
-        # chosen class lacks (FLAIR-HUB has no cloud filter yet) leaves the model's default.
+        # chosen class lacks (FLAIR-HUB: reference_date, geo_enc_size) leaves the model's default.
         for key in ("nomenclature", "sat_patch_size", "reference_date", "geo_enc_size", "filter_clouds",
                     "cloud_max_cover", "cloud_prob_threshold", "average_monthly", "profile"):
             parser.link_arguments(f"data.init_args.{key}", f"model.{key}")
