@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import rasterio
@@ -82,6 +84,17 @@ def test_fit_then_test_through_the_cli(config: str, bands: int, tiny_hub: Path, 
     task = load_task(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert task.nomenclature.name == "cosia" and len(task.bands) == bands
     assert list(task.ignored_classes) == UNTRAINED
+    if bands == 5:  # the model tested is the checkpoint's (0.64 m), named `last` or by its file
+        tested = []
+        with monkeypatch.context() as patch:
+            @functools.wraps(L.Trainer.test)  # the same signature: the CLI's parser reads it
+            def record(self: L.Trainer, model: SegmentationTask, **kwargs: object) -> None:
+                tested.append(model.hparams["sentinel_resolution_m"])
+
+            patch.setattr(L.Trainer, "test", record)
+            for ckpt_path in ("last", str(tmp_path / "run" / "checkpoints" / "last.ckpt")):
+                main(["test", *common, "--ckpt_path", ckpt_path])
+        assert tested == [0.64, 0.64]
     main(["test", *common, "--ckpt_path", "last"])
     evaluation = json.loads((tmp_path / "run" / "evaluation" / "evaluation.json").read_text())
     assert evaluation["class_names"] == nomenclature.get("cosia").names and evaluation["exclude"] == UNTRAINED

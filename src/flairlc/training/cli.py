@@ -71,10 +71,15 @@ class FlairCLI(LightningCLI):
         """Refuse an unreadable or unsafe ``--ckpt_path`` file in one line, before Lightning reads it.
 
         LightningCLI loads the file here for its hyper-parameters; a file that is not a safe
-        flairlc checkpoint would end in an ``UnpicklingError`` traceback.
+        flairlc checkpoint would end in an ``UnpicklingError`` traceback. ``last`` and ``best`` are
+        resolved first (``validate``, ``test``, ``predict``), so that the model is the checkpoint's
+        (its hyper-parameters over the config's) whichever way the checkpoint is named.
         """
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand not in (None, "fit") and ckpt_path in ("last", "best"):
+            ckpt_path = str(RunFolder(Path(self.config[subcommand].run_dir)).resolve_checkpoint(ckpt_path))
+            self.config[subcommand].ckpt_path = ckpt_path
         if ckpt_path and Path(ckpt_path).is_file():
             checkpoint = read_checkpoint(ckpt_path)
             # The model's classes are the checkpoint's: the data (linked to the model) reads its
