@@ -532,6 +532,7 @@ def _check_device(device: str, runtime: str = "torch") -> None:
 def _map(args: argparse.Namespace) -> int:
     from flairlc.inference import load_trained_model
     from flairlc.mapping import map_raster, polygonize_map
+    from flairlc.mapping.predictor import check_mapped_inputs
     from flairlc.outputs import check_writable, refuse_inputs_as_outputs
 
     options = _map_options(args)
@@ -546,6 +547,7 @@ def _map(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     _check_device(device, options.runtime)
     predictor = load_trained_model(args.checkpoint, map_location=device)
+    check_mapped_inputs(predictor, str(args.checkpoint))  # before a runtime exports the network
     if options.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 
