@@ -311,7 +311,6 @@ def test_trained_model_round_trip_and_the_data_it_needs(hub_all: Path, tmp_path:
         check_data_fits(task, dict(without.hparams))
 
 
-@pytest.mark.slow
 def test_fit_then_test_with_hub_all_through_the_cli(hub_all: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     common = ["--config", str(CONFIGS / "hub_all.yaml"), "--data.root", str(hub_all), "--run_dir", "run",
