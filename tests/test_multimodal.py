@@ -167,8 +167,9 @@ def test_a_dropped_modality_does_not_reach_the_logits() -> None:
 
 
 def test_bad_modalities_and_bands_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"unknown modality 'spot': expected some of \['aerial', 'dem', 'sentinel'\]"):
-        MultimodalNet(modalities=("aerial", "spot"))
+    with pytest.raises(ValueError, match=r"unknown modality 'aerial_rlt': expected some of \['aerial', 'dem', 'spot', "
+                                         r"'sentinel', 'sentinel1_asc', 'sentinel1_desc'\]"):
+        MultimodalNet(modalities=("aerial", "aerial_rlt"))
     with pytest.raises(ValueError, match=r"hold no image modality.*use the 'utae' model"):
         MultimodalNet(modalities=("sentinel",))
     with pytest.raises(ValueError, match="modality_dropout=1.5 is not a probability"):

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true",
                        help="replace a non-empty output root (refused otherwise): the new dataset is written "
                             "beside it and swapped in at the end")
+    synth.add_argument("--modalities", nargs="+", default=None, metavar="MODALITY",
+                       help="flair-hub layout: the modalities to write, keys or folder suffixes (default AERIAL_RGBI "
+                            "DEM_ELEV SENTINEL2_TS SENTINEL2_MSK-SC AERIAL_LABEL-COSIA ALL_LABEL-LPIS); 'all' adds "
+                            "SPOT_RGBI, SENTINEL1-ASC_TS and SENTINEL1-DESC_TS to them")
 
     territory = commands.add_parser(
         "synth-territory",
@@ -336,14 +340,22 @@ def _synth(args: argparse.Namespace) -> int:
     if args.layout == "flair-hub":
         import dataclasses
 
-        from flairlc.data.synthetic.hub import generate_hub_dataset
+        from flairlc.data.synthetic.hub import (
+            HUB_GENERATED_MODALITIES,
+            generate_hub_dataset,
+            hub_synth_modalities,
+        )
 
         side = max(1, round(args.patches_per_area**0.5))
+        modalities = HUB_GENERATED_MODALITIES if args.modalities == ["all"] else args.modalities
+        hub_synth_modalities(modalities)  # an unknown modality fails before the output root is touched
         with replaced_folder(args.out, args.overwrite, "dataset root") as work:
             hub = generate_hub_dataset(work, args.domains, args.areas_per_domain, side, args.patch_size,
-                                       args.dates, args.seed)
+                                       args.dates, args.seed, modalities=modalities)
         print(dataclasses.replace(hub, out=args.out).describe() + f"\nnext: flairlc check {args.out}")
         return 0
+    if args.modalities is not None:
+        raise ValueError("--modalities applies to --layout flair-hub (FLAIR #2's trees hold aerial, Sentinel-2 and labels)")
     with replaced_folder(args.out, args.overwrite, "dataset root") as work:
         s = generate_dataset(
             work, domains=args.domains, areas_per_domain=args.areas_per_domain,
@@ -520,6 +532,7 @@ def _check_device(device: str, runtime: str = "torch") -> None:
 def _map(args: argparse.Namespace) -> int:
     from flairlc.inference import load_trained_model
     from flairlc.mapping import map_raster, polygonize_map
+    from flairlc.mapping.predictor import check_mapped_inputs
     from flairlc.outputs import check_writable, refuse_inputs_as_outputs
 
     options = _map_options(args)
@@ -534,6 +547,7 @@ def _map(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     _check_device(device, options.runtime)
     predictor = load_trained_model(args.checkpoint, map_location=device)
+    check_mapped_inputs(predictor, str(args.checkpoint))  # before a runtime exports the network
     if options.runtime != "torch":
         from flairlc.mapping.runtime import with_runtime
 

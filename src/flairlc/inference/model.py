@@ -30,16 +30,33 @@ from flairlc.data.bands import (
 from flairlc.data.metadata import metadata_size
 from flairlc.data.sentinel import DEFAULT_PROFILE, SeriesPreprocessing
 from flairlc.inference.checkpoint import load_model
-from flairlc.inference.scaling import UINT8_MAX, UINT16_MAX, InputScaler
+from flairlc.inference.scaling import (
+    SENTINEL1_DB_MEAN,
+    SENTINEL1_DB_STD,
+    SPOT_MEAN,
+    SPOT_STD,
+    UINT8_MAX,
+    UINT16_MAX,
+    InputScaler,
+)
 from flairlc.models import FusionOutput, create_model
 from flairlc.models.fusion import center_crop, sentinel_footprint_px
-from flairlc.models.multimodal import IMAGE_MODALITIES, MODALITIES, normalize_modalities
+from flairlc.models.multimodal import (
+    IMAGE_MODALITIES,
+    MODALITIES,
+    SENTINEL1_CHANNELS,
+    SPOT_CHANNELS,
+    normalize_modalities,
+)
 
 #: Inputs each model reads (besides the mask); for ``"multimodal"``, at most these: its
 #: ``model_kwargs.modalities`` say which (:attr:`TrainedModel.model_inputs`).
 MODEL_INPUTS = {
-    "unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel"), "multimodal": ("aerial", "sentinel"),
+    "unet": ("aerial",), "utae": ("sentinel",), "utt": ("aerial", "sentinel"),
+    "multimodal": ("aerial", "spot", "sentinel", "sentinel1_asc", "sentinel1_desc"),
 }
+#: Batch keys of the multimodal model's inputs besides ``aerial`` (which holds ``dem``'s band too).
+_MULTIMODAL_BATCH_INPUTS = MODEL_INPUTS["multimodal"][1:]
 
 
 class TrainedModel(nn.Module):
@@ -50,9 +67,13 @@ class TrainedModel(nn.Module):
 
     Args:
         model: ``"unet"``, ``"utae"``, ``"utt"`` or ``"multimodal"`` (FLAIR-HUB's fusion; its
-            ``model_kwargs.modalities`` select ``aerial``, ``dem``, ``sentinel``, and ``bands``
-            must hold exactly the bands of the selected image modalities: optical bands for
-            ``aerial``, ``elevation`` for ``dem``).
+            ``model_kwargs.modalities`` select ``aerial``, ``dem``, ``spot``, ``sentinel``,
+            ``sentinel1_asc``, ``sentinel1_desc``, and ``bands`` must hold exactly the bands of
+            the selected image modalities: optical bands for ``aerial``, ``elevation`` for
+            ``dem``). SPOT (``spot``, R, G, B, NIR digital numbers) is standardized with IGN's
+            FLAIR-HUB statistics (:data:`~flairlc.inference.scaling.SPOT_MEAN`, ``SPOT_STD``),
+            Sentinel-1 (VV, VH in dB) by a fixed affine map
+            (:data:`~flairlc.inference.scaling.SENTINEL1_DB_MEAN`, ``SENTINEL1_DB_STD``).
         model_kwargs: extra arguments of :func:`flairlc.models.create_model` (encoder, widths, …).
         nomenclature: ``"baseline"`` (13 classes), ``"raw"`` (19), ``"cosia"``, or a JSON file /
             dict of classes (:func:`flairlc.nomenclature.get`).
@@ -135,16 +156,20 @@ class TrainedModel(nn.Module):
         #: Classes left out of mIoU (and weighted 0 by default in training): unlabeled and inactive.
         self.ignored_classes = tuple(sorted(set(self.nomenclature.unlabeled) | set(inactive)))
         network_arguments = self._network_arguments(model_kwargs)
-        #: Inputs the network reads (besides the mask): ``"aerial"`` and/or ``"sentinel"``.
+        #: Inputs the network reads (besides the mask), batch keys: ``"aerial"`` and/or
+        #: ``"sentinel"``; for the multimodal model also ``"spot"``, ``"sentinel1_asc"``,
+        #: ``"sentinel1_desc"`` when selected.
         self.model_inputs: tuple[str, ...] = MODEL_INPUTS[model]
         if model == "multimodal":
             selected = normalize_modalities(network_arguments.get("modalities", MODALITIES))
-            self.model_inputs = ("aerial",) + (("sentinel",) if "sentinel" in selected else ())
+            self.model_inputs = ("aerial",) + tuple(m for m in _MULTIMODAL_BATCH_INPUTS if m in selected)
         self.net = create_model(model, **network_arguments)
         self.aerial_channels = len(self.bands) if model != "utae" else len(AERIAL_BANDS)
         self.register_buffer("band_index", torch.tensor(band_indices(self.bands)), persistent=False)
         self.aerial_scaler = InputScaler(aerial_scaling, self.aerial_channels, UINT8_MAX, self.aerial_mean, self.aerial_std)
         self.sentinel_scaler = InputScaler(sentinel_scaling or self.series_preprocessing.sentinel_scaling, 10, UINT16_MAX)
+        self.spot_scaler = InputScaler("standardize", SPOT_CHANNELS, mean=SPOT_MEAN, std=SPOT_STD)
+        self.sentinel1_scaler = InputScaler("standardize", SENTINEL1_CHANNELS, mean=SENTINEL1_DB_MEAN, std=SENTINEL1_DB_STD)
         # Added to the logits before an argmax or softmax: inactive classes never win.
         logit_offset = torch.zeros(self.num_classes)
         logit_offset[list(inactive)] = float("-inf")
@@ -164,6 +189,9 @@ class TrainedModel(nn.Module):
             if given is not None and {k: list(v) for k, v in given.items()} != image_channels:
                 raise ValueError(f"model_kwargs image_channels={given} but the bands {list(self.bands)} give {image_channels}")
             kwargs["image_channels"] = image_channels
+            for key, channels in (("spot_channels", SPOT_CHANNELS), ("sentinel1_channels", SENTINEL1_CHANNELS)):
+                if int(kwargs.get(key, channels)) != channels:
+                    raise ValueError(f"model_kwargs {key}={kwargs[key]}: FLAIR-HUB's files hold {channels} bands, which the model reads")
             kwargs.setdefault("aerial_resolution_m", self.aerial_resolution_m)
             kwargs.setdefault("sentinel_resolution_m", self.sentinel_resolution_m)
             return kwargs
@@ -200,8 +228,11 @@ class TrainedModel(nn.Module):
         Args:
             batch: ``aerial`` uint8 ``(B, 5, H, W)``; ``sentinel`` ``(B, T, 10, S, S)`` reflectance
                 ×10 000, ``dates_days`` ``(B, T)``, ``sentinel_pad_mask`` ``(B, T)``; ``metadata``
-                ``(B, M)``; only those the model reads are needed (U-T&T runs without Sentinel-2;
-                a multimodal model without ``sentinel`` ignores a series).
+                ``(B, M)``; for the multimodal model, ``spot`` ``(B, 4, H', W')`` digital numbers,
+                ``sentinel1_asc``/``sentinel1_desc`` ``(B, T', 2, S, S)`` dB with their
+                ``*_dates_days`` and ``*_pad_mask`` (:func:`flairlc.data.hub.collate_hub`'s keys);
+                only those the model reads are needed (U-T&T runs without Sentinel-2; a
+                multimodal model ignores the inputs of modalities it does not select).
             size: output ``(H, W)`` for U-TAE alone (default: the mask's or aerial's size).
 
         Returns:
@@ -225,7 +256,7 @@ class TrainedModel(nn.Module):
             output: FusionOutput = self.net(self._aerial_input(batch["aerial"]), metadata=metadata, **sentinel_args)
             return output.logits, output.aux_logits
         if self.architecture == "multimodal":
-            output = self.net(self._aerial_input(batch["aerial"]), **sentinel_args)
+            output = self.net(self._aerial_input(batch["aerial"]), **sentinel_args, **self._spot_sentinel1_inputs(batch))
             return output.logits, output.aux_logits
         if sentinel is None:
             raise ValueError("the U-TAE model needs a Sentinel-2 series ('sentinel' in the batch)")
@@ -236,6 +267,28 @@ class TrainedModel(nn.Module):
         footprint = sentinel_footprint_px(size[0], self.aerial_resolution_m, self.sentinel_resolution_m)
         crop = center_crop(logits, (footprint, footprint))
         return F.interpolate(crop, size=size, mode="nearest"), None
+
+    def _spot_sentinel1_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor | None]:
+        """The multimodal network's SPOT and Sentinel-1 arguments, scaled, from a raw batch.
+
+        Raises:
+            ValueError: a modality the model reads missing from the batch.
+        """
+        inputs: dict[str, torch.Tensor | None] = {}
+        for key in self.model_inputs:
+            if key in ("aerial", "sentinel"):
+                continue
+            missing = [k for k in (key, f"{key}_dates_days" if key != "spot" else key) if k not in batch]
+            if missing:
+                raise ValueError(f"this multimodal model reads {key!r}: {missing[0]!r} is missing from the batch "
+                                 "(load the modality in the data module)")
+            if key == "spot":
+                inputs[key] = self.spot_scaler(batch[key])
+                continue
+            inputs[key] = self.sentinel1_scaler(batch[key])
+            inputs[f"{key}_dates_days"] = batch[f"{key}_dates_days"]
+            inputs[f"{key}_pad_mask"] = batch.get(f"{key}_pad_mask")
+        return inputs
 
     def use_channels_last(self, enabled: bool = True) -> TrainedModel:
         """Run the aerial network in channels-last memory format (faster convolutions on CPUs

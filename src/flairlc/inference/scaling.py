@@ -20,6 +20,15 @@ UINT8_MAX = 255.0
 UINT16_MAX = 65535.0
 #: Sentinel-2 reflectance scale of FLAIR arrays.
 REFLECTANCE_SCALE = 10000.0
+#: IGN's per-band statistics of FLAIR-HUB's SPOT_RGBI (R, G, B, NIR digital numbers), from its
+#: training configuration (``SPOT_RGBI_means``/``SPOT_RGBI_stds``): SPOT is standardized with them.
+SPOT_MEAN = (433.26, 508.75, 467.77, 1137.03)
+SPOT_STD = (312.76, 284.61, 226.02, 543.11)
+#: Fixed affine scaling of Sentinel-1 backscatter (VV, VH, dB): ``(x - mean) / std``, the means
+#: near the typical backscatter of land (VV about -10 dB, VH about -17 dB), 5 dB to one unit.
+#: (IGN's FLAIR-HUB code feeds the dB values as they are; centred inputs train better from scratch.)
+SENTINEL1_DB_MEAN = (-10.0, -17.0)
+SENTINEL1_DB_STD = (5.0, 5.0)
 #: Modes of :class:`InputScaler`.
 SCALING_MODES = ("unit", "standardize", "reflectance", "raw")
 #: Elements looked up per call on CPU: the uint8 → intp index copy ``np.take`` makes stays small

@@ -55,7 +55,7 @@ from flairlc.mapping.cog import finalize_cog, working_profile
 from flairlc.mapping.coverage import check_dates
 from flairlc.mapping.inputs import AerialSource, MappingInputError, SentinelSeries
 from flairlc.mapping.pipeline import StripWriter, default_read_threads, ordered_map, prefetched
-from flairlc.mapping.predictor import Predictor
+from flairlc.mapping.predictor import Predictor, check_mapped_inputs
 from flairlc.mapping.qml import write_qml
 from flairlc.outputs import check_writable, same_file, write_json
 
@@ -559,6 +559,7 @@ def map_raster(
         raise ValueError("options.probabilities: give probabilities_path, the file to write them to")
     with_proba = probabilities_path is not None
     nomen = predictor_nomenclature(predictor)
+    check_mapped_inputs(predictor)
     if predictor.uses_sentinel and sentinel_dir is None:
         raise MappingInputError("the model uses Sentinel-2: pass the series folder (--sentinel DIR)")
     if sentinel_dir is not None and not predictor.uses_sentinel:

@@ -516,11 +516,14 @@ def _undo_start(root: Path, made: list[Path]) -> None:
 def _trained_model(checkpoint: Path) -> TrainedModel:
     """The checkpoint's model on the CPU, or a :class:`MappingInputError` saying why not."""
     from flairlc.inference import CheckpointError, load_trained_model
+    from flairlc.mapping.predictor import check_mapped_inputs
 
     try:
-        return load_trained_model(checkpoint)
+        model = load_trained_model(checkpoint)
     except CheckpointError as error:
         raise MappingInputError(str(error)) from None
+    check_mapped_inputs(model, str(checkpoint))
+    return model
 
 
 def _check_inputs(root: Path, model: TrainedModel, options: MapOptions, sentinel,

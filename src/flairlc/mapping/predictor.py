@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from flairlc.mapping.errors import MappingInputError
+
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -25,7 +27,9 @@ class Predictor(Protocol):
     ``bands``, the aerial bands it reads (:mod:`flairlc.data.bands`; default all 5), which the
     mapper requires from the raster; ``nomenclature``
     (:class:`flairlc.nomenclature.Nomenclature`), whose names and colours the map carries; and
-    ``use_channels_last(enabled)``, called by the mapper to pick the network's memory format.
+    ``use_channels_last(enabled)``, called by the mapper to pick the network's memory format;
+    ``model_inputs``, the batch keys it reads, of which the mapper feeds :data:`MAPPED_INPUTS`
+    only (:func:`check_mapped_inputs`).
     """
 
     num_classes: int
@@ -48,3 +52,20 @@ class Predictor(Protocol):
             float probabilities ``(B, K, H, W)`` summing to 1 over ``K``.
         """
         ...
+
+
+#: The inputs a map is made from: aerial imagery (with its elevation) and Sentinel-2.
+MAPPED_INPUTS = ("aerial", "sentinel")
+
+
+def check_mapped_inputs(predictor: Predictor, name: str = "the model") -> None:
+    """Refuse, before any work, a predictor that reads inputs the mapper does not feed (e.g.
+    FLAIR-HUB's ``spot``, ``sentinel1_asc``: a map has no SPOT or Sentinel-1 raster).
+
+    Raises:
+        MappingInputError: naming those inputs.
+    """
+    unmapped = [key for key in getattr(predictor, "model_inputs", ()) if key not in MAPPED_INPUTS]
+    if unmapped:
+        raise MappingInputError(f"{name} reads {', '.join(unmapped)}, which mapping does not take (it feeds aerial "
+                                "imagery, elevation and Sentinel-2): map with a model that reads only those")

@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
-#: Batch keys whose last two axes are spatial and move together.
-SPATIAL_KEYS = ("aerial", "mask", "sentinel")
+#: Batch keys whose last two axes are spatial and move together (FLAIR-HUB's SPOT image and
+#: Sentinel-1 series too: each covers the patch's footprint, as its aerial image does).
+SPATIAL_KEYS = ("aerial", "mask", "sentinel", "spot", "sentinel1_asc", "sentinel1_desc")
 
 
 def augment_batch(
@@ -26,7 +27,7 @@ def augment_batch(
     draws = torch.rand(size, 3, generator=generator)
     out = dict(batch)
     for key in keys:
-        about_pixel = key == "sentinel"
+        about_pixel = key.startswith("sentinel")  # Sentinel-1 windows lie on Sentinel-2's grid
         out[key] = torch.stack(
             [transform(x, bool(d[0] < p_hflip), bool(d[1] < p_vflip), bool(d[2] < p_rot90), about_pixel)
              for x, d in zip(batch[key], draws)]

@@ -45,7 +45,10 @@ class FlairHubDataModule(FlairDataModule):
     Sentinel-2 series, preprocessed as FLAIR #2's when the model asks for it (``filter_clouds``,
     ``average_monthly``: the same functions, :class:`~flairlc.data.sentinel.SeriesPreprocessing`,
     with ``dates_days`` the days of the kept or averaged dates, counted from 15 May of each date's
-    own year as FLAIR-HUB counts them); ``mask`` the label the task learns (``label``): CoSIA's 19 land-cover
+    own year as FLAIR-HUB counts them); ``spot`` float32 ``(B, 4, H', W')`` SPOT's R, G, B, NIR
+    digital numbers; ``sentinel1_asc``/``sentinel1_desc`` float32 ``(B, T', 2, S, S)``
+    Sentinel-1's VV, VH in dB, each with ``{key}_dates_days`` int64 ``(B, T')`` and
+    ``{key}_pad_mask`` bool ``(B, T')``; ``mask`` the label the task learns (``label``): CoSIA's 19 land-cover
     classes (IGN trains 15: give the model ``active_classes: [0, …, 14]``), or the 23 crop types
     of ``ALL_LABEL-LPIS`` (IGN trains all 23).
 
@@ -57,7 +60,8 @@ class FlairHubDataModule(FlairDataModule):
 
     Args:
         root: FLAIR-HUB dataset root.
-        modalities: keys of the loaded modalities: ``aerial``, ``dem``, ``sentinel``, the label
+        modalities: keys of the loaded modalities: ``aerial``, ``dem``, ``sentinel``, ``spot``,
+            ``sentinel1_asc``, ``sentinel1_desc``, the label
             (and any other of :data:`~flairlc.data.hub.HUB_MODALITIES`); default ``[aerial, label]``.
             The label is added when missing; the other label may not be listed.
         split_column: the split scheme, one of ``split_1`` … ``split_5``, ``split_flairchallenge``.
