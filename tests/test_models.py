@@ -368,7 +368,7 @@ def test_parameter_counts_pinned():
         ("utae", ()): 2_284_173,
         ("utt", ()): 27_232_433,
         ("utt", ("use_metadata",)): 27_254_353,
-        ("multimodal", ()): 48_753_450,
+        ("multimodal", ()): 75_039_146,
     }
     # U-T&T = U-Net + U-TAE without its head + fusion + auxiliary head
     utae_head = count_parameters(UTAE().head)
