@@ -499,3 +499,20 @@ def test_stats_command_recognises_the_hub_layout(known_root: Path, tmp_path: Pat
     write_tif(label, np.full((1, PX, PX), 19, np.uint8), 0.2)
     assert main(["stats", str(known_root), "--out", str(tmp_path / "s3")]) == 2
     assert capsys.readouterr().err.strip().endswith(f"{label}: label values [19] are no CoSIA class (values 0..18)")
+
+
+def test_synth_command_puts_the_asked_rois_in_test_and_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flairlc.cli import main
+    from flairlc.data.hub import FlairHubDataset
+
+    common = ["--layout", "flair-hub", "--domains", "2", "--areas-per-domain", "3", "--patches-per-area", "1",
+              "--patch-size", "32", "--dates", "3"]
+    assert main(["synth", str(tmp_path / "hub"), *common, "--test-rois", "3", "--valid-rois", "2"]) == 0
+    counts = {split: len(FlairHubDataset.from_root(tmp_path / "hub", split, modalities=["mask"])) for split in ("train", "valid", "test")}
+    assert counts == {"train": 1, "valid": 2, "test": 3}
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "refused"), *common, "--test-rois", "4", "--valid-rois", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "flairlc synth: error: --test-rois 4 and --valid-rois 2 must be >= 0 and leave at least one of the 6 ROIs "
+        "(domains x areas per domain) to train")
+    assert not (tmp_path / "refused").exists()

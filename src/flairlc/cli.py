@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="flair-hub layout: the modalities to write, keys or folder suffixes (default AERIAL_RGBI "
                             "DEM_ELEV SENTINEL2_TS SENTINEL2_MSK-SC AERIAL_LABEL-COSIA ALL_LABEL-LPIS); 'all' adds "
                             "SPOT_RGBI, SENTINEL1-ASC_TS and SENTINEL1-DESC_TS to them")
+    synth.add_argument("--test-rois", type=int, default=1,
+                       help="flair-hub layout: ROIs (areas) put in split_1's test set, drawn at random (default 1)")
+    synth.add_argument("--valid-rois", type=int, default=1,
+                       help="flair-hub layout: ROIs (areas) put in split_1's valid set (default 1); the rest train (all of "
+                            "them, by default, when there are fewer than 3)")
 
     territory = commands.add_parser(
         "synth-territory",
@@ -349,9 +354,15 @@ def _synth(args: argparse.Namespace) -> int:
         side = max(1, round(args.patches_per_area**0.5))
         modalities = HUB_GENERATED_MODALITIES if args.modalities == ["all"] else args.modalities
         hub_synth_modalities(modalities)  # an unknown modality fails before the output root is touched
+        rois = args.domains * args.areas_per_domain
+        asked = (args.test_rois, args.valid_rois) != (1, 1)  # by default a root too small to split is all train
+        if min(args.test_rois, args.valid_rois) < 0 or (asked and args.test_rois + args.valid_rois >= rois):
+            return _error("synth", f"--test-rois {args.test_rois} and --valid-rois {args.valid_rois} must be >= 0 "
+                                   f"and leave at least one of the {rois} ROIs (domains x areas per domain) to train")
         with replaced_folder(args.out, args.overwrite, "dataset root") as work:
             hub = generate_hub_dataset(work, args.domains, args.areas_per_domain, side, args.patch_size,
-                                       args.dates, args.seed, modalities=modalities)
+                                       args.dates, args.seed, modalities=modalities, test_rois=args.test_rois,
+                                       valid_rois=args.valid_rois)
         print(dataclasses.replace(hub, out=args.out).describe() + f"\nnext: flairlc check {args.out}")
         return 0
     if args.modalities is not None:
