@@ -121,23 +121,52 @@ def train_and_score(
     data_class = _ZeroSentinelData if sentinel == "zeros" else FlairDataModule
     data = settings.data(model, str(root), data_class, val_domains=[])
     task = settings.task(model, **settings.task_overrides)
+    seasonal, threads = fit_and_score_seasonal(task, data, settings.epochs, SEASONAL_CLASSES,
+                                               f"the test domains of {root}", work_dir)
+    return FarmlandScore(model=model, sentinel=sentinel, seed=seed, threads=threads, **seasonal)
+
+
+def fit_and_score_seasonal(
+    task: L.LightningModule,
+    data: L.LightningDataModule,
+    epochs: int,
+    seasonal_classes: tuple[int, ...],
+    where: str,
+    work_dir: str | Path | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Train ``task`` for ``epochs`` on CPU (no validation, no logs), test it, and score the seasonal classes.
+
+    Args:
+        task: the task to train (its ``test_result`` holds the test scores afterwards).
+        data: its data module.
+        epochs: training epochs.
+        seasonal_classes: indices of the classes averaged in ``seasonal_iou``.
+        where: the test set, for the message when it holds none of those classes.
+        work_dir: Lightning's ``default_root_dir`` (nothing is logged or checkpointed).
+
+    Returns:
+        ``seasonal_iou`` (mean IoU over the seasonal classes present), ``seasonal_classes`` (their
+        names), ``seasonal_class_iou`` and ``miou``; and the torch threads the training used.
+
+    Raises:
+        ValueError: no pixel of the seasonal classes in the test set.
+    """
     trainer = L.Trainer(
-        max_epochs=settings.epochs, accelerator="cpu", devices=1, logger=False,
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         limit_val_batches=0, num_sanity_val_steps=0, deterministic=True,
         default_root_dir=str(work_dir) if work_dir else None,
     )  # fmt: skip
     threads = torch.get_num_threads()
     trainer.fit(task, data)
-    trainer.test(task, datamodule=data, verbose=False)  # the test trees
+    trainer.test(task, datamodule=data, verbose=False)
     scores = task.test_result.overall()
-    present = [k for k in SEASONAL_CLASSES if scores.support[k] > 0]
+    present = [k for k in seasonal_classes if scores.support[k] > 0]
     if not present:
-        raise ValueError(f"no pixel of the seasonal classes in the test domains of {root}")
-    return FarmlandScore(
-        model=model, sentinel=sentinel, seed=seed, threads=threads,
-        seasonal_iou=float(np.nanmean(scores.iou[present])),
-        seasonal_classes=[scores.class_names[k] for k in present],
-        seasonal_class_iou=[float(scores.iou[k]) for k in present],
-        miou=float(scores.miou),
-    )  # fmt: skip
+        raise ValueError(f"no pixel of the seasonal classes in {where}")
+    return {
+        "seasonal_iou": float(np.nanmean(scores.iou[present])),
+        "seasonal_classes": [scores.class_names[k] for k in present],
+        "seasonal_class_iou": [float(scores.iou[k]) for k in present],
+        "miou": float(scores.miou),
+    }, threads

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 
 from flairlc import nomenclature
 from flairlc.data.synthetic.scene import AERIAL_PIXEL_M
+from flairlc.demo.farmland import fit_and_score_seasonal
 from flairlc.training import FlairHubDataModule, SegmentationTask
 
 #: CoSIA indices of herbaceous vegetation, agricultural land and plowed land.
@@ -176,23 +175,6 @@ def train_and_score(
     L.seed_everything(seed, verbose=False)
     data = settings.data(variant, root)
     task = settings.task(variant)
-    trainer = L.Trainer(
-        max_epochs=settings.epochs, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, deterministic=True,
-        default_root_dir=str(work_dir) if work_dir else None,
-    )  # fmt: skip
-    threads = torch.get_num_threads()
-    trainer.fit(task, data)
-    trainer.test(task, datamodule=data, verbose=False)
-    scores = task.test_result.overall()
-    present = [k for k in SEASONAL_CLASSES if scores.support[k] > 0]
-    if not present:
-        raise ValueError(f"no pixel of the seasonal classes in the test ROIs of {root}")
-    return HubFarmlandScore(
-        variant=variant, architecture=settings.architecture, seed=seed, threads=threads,
-        seasonal_iou=float(np.nanmean(scores.iou[present])),
-        seasonal_classes=[scores.class_names[k] for k in present],
-        seasonal_class_iou=[float(scores.iou[k]) for k in present],
-        miou=float(scores.miou),
-    )  # fmt: skip
+    seasonal, threads = fit_and_score_seasonal(task, data, settings.epochs, SEASONAL_CLASSES,
+                                               f"the test ROIs of {root}", work_dir)
+    return HubFarmlandScore(variant=variant, architecture=settings.architecture, seed=seed, threads=threads, **seasonal)
